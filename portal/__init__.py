@@ -1,0 +1,5 @@
+"""ML Studio's Django project package and tenancy app."""
+
+from portal.celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,354 @@
+"""Reads shared by pages, the API and the MLflow protocol: who may see what.
+
+Access rules, in one place:
+- A role granted on a subscription, resource group or workspace holds for
+  everything below it; the strongest role that applies wins.
+- Superusers are owners everywhere.
+- A token may narrow this: a workspace-scoped token works only in its workspace,
+  and a token's scope caps the role (read → reader, write → contributor).
+- An object nobody granted you anything on, at or below it, does not exist for
+  you (404); one you can see but not act on answers 403.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Q, QuerySet
+
+from portal.errors import NotFound, PermissionDenied
+from portal.models import (
+    ROLE_RANK,
+    TOKEN_SCOPE_CAP,
+    ApiToken,
+    AuditEntry,
+    Membership,
+    ResourceGroup,
+    Role,
+    Subscription,
+    Workspace,
+    role_at_least,
+)
+
+User = AbstractBaseUser | AnonymousUser
+Scope = Subscription | ResourceGroup | Workspace
+
+
+def _strongest(roles: list[str | None]) -> str | None:
+    present = [role for role in roles if role]
+    return max(present, key=lambda role: ROLE_RANK[role]) if present else None
+
+
+def _cap(role: str | None, token: ApiToken | None) -> str | None:
+    if role is None or token is None:
+        return role
+    cap = TOKEN_SCOPE_CAP.get(token.scope)
+    if cap is not None and ROLE_RANK[cap] < ROLE_RANK[role]:
+        return cap
+    return role
+
+
+def _chain(obj: Scope) -> tuple[UUID | None, UUID | None, UUID | None]:
+    """(subscription id, resource group id, workspace id) at and above obj."""
+    if isinstance(obj, Workspace):
+        return obj.resource_group.subscription_id, obj.resource_group_id, obj.id
+    if isinstance(obj, ResourceGroup):
+        return obj.subscription_id, obj.id, None
+    return obj.id, None, None
+
+
+def role_for(user: User, obj: Scope, token: ApiToken | None = None) -> str | None:
+    """The user's effective role on obj (inherited from above), or None."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    sub_id, rg_id, ws_id = _chain(obj)
+    if token is not None and token.workspace_id is not None and token.workspace_id != ws_id:
+        return None
+    if user.is_superuser:
+        return _cap(Role.OWNER, token)
+    scope = Q(subscription_id=sub_id)
+    if rg_id:
+        scope |= Q(resource_group_id=rg_id)
+    if ws_id:
+        scope |= Q(workspace_id=ws_id)
+    roles = list(Membership.objects.filter(scope, user=user).values_list("role", flat=True))
+    return _cap(_strongest(roles), token)
+
+
+def _has_access_below(user: User, obj: Scope) -> bool:
+    """True when the user holds a role somewhere below obj (so may see it as a container)."""
+    if isinstance(obj, Workspace):
+        return False
+    if isinstance(obj, ResourceGroup):
+        return Membership.objects.filter(user=user, workspace__resource_group=obj).exists()
+    return Membership.objects.filter(
+        Q(resource_group__subscription=obj) | Q(workspace__resource_group__subscription=obj),
+        user=user,
+    ).exists()
+
+
+@dataclass
+class Access:
+    """An object as a given user meets it."""
+
+    obj: Scope
+    role: str | None
+
+    def can(self, minimum: str) -> bool:
+        return role_at_least(self.role, minimum)
+
+    @property
+    def can_read(self) -> bool:
+        return self.can(Role.READER)
+
+    @property
+    def can_write(self) -> bool:
+        return self.can(Role.CONTRIBUTOR)
+
+    @property
+    def can_manage(self) -> bool:
+        return self.can(Role.OWNER)
+
+
+def _access(
+    user: User, obj: Scope | None, min_role: str | None, token: ApiToken | None, what: str
+) -> Access:
+    if obj is None:
+        raise NotFound(f"{what} not found")
+    role = role_for(user, obj, token)
+    visible = role is not None or (
+        token is None and user.is_authenticated and _has_access_below(user, obj)
+    )
+    if not visible:
+        raise NotFound(f"{what} not found")
+    if min_role and not role_at_least(role, min_role):
+        raise PermissionDenied(f"This needs the {min_role} role on the {what.lower()}.")
+    return Access(obj=obj, role=role)
+
+
+def subscription_access(
+    *, user: User, subscription_id: UUID | str, min_role: str | None = None,
+    token: ApiToken | None = None,
+) -> Access:
+    sub = Subscription.objects.filter(pk=subscription_id).first()
+    return _access(user, sub, min_role, token, "Subscription")
+
+
+def resource_group_access(
+    *, user: User, subscription_id: UUID | str, resource_group: str,
+    min_role: str | None = None, token: ApiToken | None = None,
+) -> Access:
+    rg = (
+        ResourceGroup.objects.select_related("subscription")
+        .filter(subscription_id=subscription_id, name__iexact=resource_group)
+        .first()
+    )
+    return _access(user, rg, min_role, token, "Resource group")
+
+
+def workspace_access(
+    *, user: User, subscription_id: UUID | str, resource_group: str, workspace: str,
+    min_role: str | None = Role.READER, token: ApiToken | None = None,
+) -> Access:
+    ws = (
+        Workspace.objects.select_related("resource_group__subscription")
+        .filter(
+            resource_group__subscription_id=subscription_id,
+            resource_group__name__iexact=resource_group,
+            name__iexact=workspace,
+        )
+        .first()
+    )
+    return _access(user, ws, min_role or Role.READER, token, "Workspace")
+
+
+def workspace_access_by_id(
+    *, user: User, workspace_id: UUID | str, min_role: str = Role.READER,
+    token: ApiToken | None = None,
+) -> Access:
+    ws = Workspace.objects.select_related("resource_group__subscription").filter(
+        pk=workspace_id
+    ).first()
+    return _access(user, ws, min_role, token, "Workspace")
+
+
+def can_create_subscription(user: User) -> bool:
+    return bool(user.is_authenticated and user.is_active and (user.is_staff or user.is_superuser))
+
+
+# --- Listings ----------------------------------------------------------------
+
+
+def visible_workspaces(user: User, token: ApiToken | None = None) -> QuerySet[Workspace]:
+    qs = Workspace.objects.select_related("resource_group__subscription")
+    if not user.is_authenticated or not user.is_active:
+        return qs.none()
+    if token is not None and token.workspace_id is not None:
+        qs = qs.filter(pk=token.workspace_id)
+    if user.is_superuser:
+        return qs
+    mine = Membership.objects.filter(user=user)
+    return qs.filter(
+        Q(pk__in=mine.filter(workspace__isnull=False).values("workspace_id"))
+        | Q(resource_group_id__in=mine.filter(resource_group__isnull=False).values("resource_group_id"))
+        | Q(resource_group__subscription_id__in=mine.filter(subscription__isnull=False).values("subscription_id"))
+    )
+
+
+@dataclass
+class TreeWorkspace:
+    workspace: Workspace
+    role: str | None
+    member_count: int
+
+
+@dataclass
+class TreeResourceGroup:
+    resource_group: ResourceGroup
+    role: str | None
+    workspaces: list[TreeWorkspace] = field(default_factory=list)
+
+
+@dataclass
+class TreeSubscription:
+    subscription: Subscription
+    role: str | None
+    resource_groups: list[TreeResourceGroup] = field(default_factory=list)
+
+    @property
+    def workspace_count(self) -> int:
+        return sum(len(rg.workspaces) for rg in self.resource_groups)
+
+
+def tenancy_tree(user: User) -> list[TreeSubscription]:
+    """Everything the user can see, as subscriptions › resource groups › workspaces."""
+    if not user.is_authenticated or not user.is_active:
+        return []
+    memberships = list(Membership.objects.filter(user=user))
+    sub_roles = {m.subscription_id: m.role for m in memberships if m.subscription_id}
+    rg_roles = {m.resource_group_id: m.role for m in memberships if m.resource_group_id}
+    ws_roles = {m.workspace_id: m.role for m in memberships if m.workspace_id}
+
+    workspaces = list(visible_workspaces(user).annotate(member_count=Count("memberships")))
+    if user.is_superuser:
+        rgs = ResourceGroup.objects.select_related("subscription")
+        subs = Subscription.objects.all()
+    else:
+        rgs = ResourceGroup.objects.select_related("subscription").filter(
+            Q(pk__in=rg_roles.keys())
+            | Q(subscription_id__in=sub_roles.keys())
+            | Q(pk__in={ws.resource_group_id for ws in workspaces})
+        )
+        rgs = list(rgs)
+        subs = Subscription.objects.filter(
+            Q(pk__in=sub_roles.keys()) | Q(pk__in={rg.subscription_id for rg in rgs})
+        )
+
+    def effective(*roles: str | None) -> str | None:
+        return Role.OWNER if user.is_superuser else _strongest(list(roles))
+
+    tree = {sub.id: TreeSubscription(sub, effective(sub_roles.get(sub.id))) for sub in subs}
+    groups: dict[UUID, TreeResourceGroup] = {}
+    for rg in rgs:
+        node = TreeResourceGroup(
+            rg, effective(sub_roles.get(rg.subscription_id), rg_roles.get(rg.id))
+        )
+        groups[rg.id] = node
+        tree[rg.subscription_id].resource_groups.append(node)
+    for ws in workspaces:
+        rg = ws.resource_group
+        role = effective(
+            sub_roles.get(rg.subscription_id), rg_roles.get(rg.id), ws_roles.get(ws.id)
+        )
+        groups[rg.id].workspaces.append(TreeWorkspace(ws, role, ws.member_count))
+    return list(tree.values())
+
+
+def memberships_for_scope(obj: Scope) -> dict[str, list[Membership]]:
+    """Direct grants on obj, and the grants inherited from above it."""
+    sub_id, rg_id, ws_id = _chain(obj)
+    direct_filter = (
+        Q(workspace_id=ws_id) if ws_id else Q(resource_group_id=rg_id) if rg_id else Q(subscription_id=sub_id)
+    )
+    inherited_filter = Q(pk__in=[])
+    if ws_id:
+        inherited_filter = Q(resource_group_id=rg_id) | Q(subscription_id=sub_id)
+    elif rg_id:
+        inherited_filter = Q(subscription_id=sub_id)
+    base = Membership.objects.select_related(
+        "user", "subscription", "resource_group", "workspace"
+    ).order_by("user__username")
+    return {
+        "direct": list(base.filter(direct_filter)),
+        "inherited": list(base.filter(inherited_filter)),
+    }
+
+
+def audit_entries_for(obj: Scope, limit: int = 50) -> QuerySet[AuditEntry]:
+    sub_id, rg_id, ws_id = _chain(obj)
+    if ws_id:
+        flt = Q(workspace_id=ws_id)
+    elif rg_id:
+        flt = Q(resource_group_id=rg_id)
+    else:
+        flt = Q(subscription_id=sub_id)
+    return AuditEntry.objects.filter(flt)[:limit]
+
+
+def tokens_for_user(user: User) -> QuerySet[ApiToken]:
+    return ApiToken.objects.filter(user=user, kind="personal").select_related(
+        "workspace__resource_group"
+    )
+
+
+# --- Details ------------------------------------------------------------------
+
+
+def base_url(request=None) -> str:
+    """The studio's public base URL: SITE_URL when set, else the request's own."""
+    if settings.SITE_URL:
+        return settings.SITE_URL
+    if request is not None:
+        return request.build_absolute_uri("/").rstrip("/")
+    return "http://127.0.0.1:8000"
+
+
+def tracking_uri(workspace: Workspace, base: str) -> str:
+    rg = workspace.resource_group
+    return (
+        f"{base}/mlflow/v1.0/subscriptions/{rg.subscription_id}"
+        f"/resourceGroups/{rg.name}/workspaces/{workspace.name}"
+    )
+
+
+def storage_label(artifact_root: str) -> str:
+    """Where artifacts live, as users may see it: a Blob URL, never a server path."""
+    if artifact_root.startswith("https://"):
+        return artifact_root.split("?", 1)[0]
+    return "local"
+
+
+def workspace_details(workspace: Workspace, base: str) -> dict:
+    """The dict the SDK's get_details() returns (the reference service's keys)."""
+    rg = workspace.resource_group
+    return {
+        "id": workspace.arm_id,
+        "name": workspace.name,
+        "workspaceid": str(workspace.id),
+        "type": "MLStudio/workspaces",
+        "location": workspace.location,
+        "description": workspace.description,
+        "friendlyName": workspace.friendly_name or workspace.name,
+        "tags": workspace.tags,
+        "subscriptionId": str(rg.subscription_id),
+        "subscriptionName": rg.subscription.name,
+        "resourceGroup": rg.name,
+        "creationTime": workspace.created_at.isoformat(),
+        "createdBy": workspace.created_by.get_username() if workspace.created_by else None,
+        "storageAccount": storage_label(workspace.artifact_root),
+        "mlflowTrackingUri": tracking_uri(workspace, base),
+        "provisioningState": "Succeeded",
+    }

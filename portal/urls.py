@@ -1,0 +1,44 @@
+"""Root URL configuration."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from portal import views
+
+SUB = "subscriptions/<uuid:subscription_id>"
+RG = f"{SUB}/resourceGroups/<str:resource_group>"
+WS = f"{RG}/workspaces/<str:workspace>"
+
+admin.site.site_header = "ML Studio administration"
+admin.site.site_title = "ML Studio admin"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("healthz", views.healthz, name="healthz"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="registration/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("subscriptions/new/", views.subscription_create, name="subscription-create"),
+    path(f"{SUB}/", views.subscription_detail, name="subscription"),
+    path(f"{SUB}/edit/", views.subscription_edit, name="subscription-edit"),
+    path(f"{SUB}/members/", views.members, name="subscription-members"),
+    path(f"{SUB}/resourceGroups/new/", views.resource_group_create, name="resource-group-create"),
+    path(f"{RG}/", views.resource_group_detail, name="resource-group"),
+    path(f"{RG}/edit/", views.resource_group_edit, name="resource-group-edit"),
+    path(f"{RG}/members/", views.members, name="resource-group-members"),
+    path(f"{RG}/workspaces/new/", views.workspace_create, name="workspace-create"),
+    path(f"{WS}/", views.workspace_detail, name="workspace"),
+    path(f"{WS}/edit/", views.workspace_edit, name="workspace-edit"),
+    path(f"{WS}/members/", views.members, name="workspace-members"),
+    path(f"{WS}/activity/", views.workspace_activity, name="workspace-activity"),
+    path(f"{WS}/tracking-token/", views.workspace_tracking_token, name="workspace-tracking-token"),
+    path("memberships/<int:membership_id>/", views.membership_change, name="membership-change"),
+    path("account/tokens/", views.tokens, name="tokens"),
+    path("account/tokens/<uuid:token_id>/revoke/", views.token_revoke, name="token-revoke"),
+    path("api/v1/", include("portal.api.urls")),
+    path("admin/", admin.site.urls),
+]
