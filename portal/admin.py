@@ -59,7 +59,12 @@ class SubscriptionAdmin(AuditedAdmin):
     inlines = [SubscriptionMembershipInline]
 
     def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).annotate(_rg_count=Count("resource_groups")).select_related("created_by")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_rg_count=Count("resource_groups"))
+            .select_related("created_by")
+        )
 
     @admin.display(description="Resource groups", ordering="_rg_count")
     def resource_group_count(self, obj: Subscription) -> int:
@@ -68,7 +73,14 @@ class SubscriptionAdmin(AuditedAdmin):
 
 @admin.register(ResourceGroup)
 class ResourceGroupAdmin(AuditedAdmin):
-    list_display = ("name", "subscription", "location", "workspace_count", "created_by", "created_at")
+    list_display = (
+        "name",
+        "subscription",
+        "location",
+        "workspace_count",
+        "created_by",
+        "created_at",
+    )
     search_fields = ("name", "subscription__name", "id")
     list_filter = ("location", "subscription")
     list_select_related = ("subscription", "created_by")
@@ -86,8 +98,22 @@ class ResourceGroupAdmin(AuditedAdmin):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(AuditedAdmin):
-    list_display = ("name", "resource_group", "subscription", "location", "created_by", "created_at")
-    search_fields = ("name", "friendly_name", "description", "resource_group__name", "resource_group__subscription__name", "id")
+    list_display = (
+        "name",
+        "resource_group",
+        "subscription",
+        "location",
+        "created_by",
+        "created_at",
+    )
+    search_fields = (
+        "name",
+        "friendly_name",
+        "description",
+        "resource_group__name",
+        "resource_group__subscription__name",
+        "id",
+    )
     list_filter = ("location", "resource_group__subscription", "created_at")
     list_select_related = ("resource_group__subscription", "created_by")
     readonly_fields = ("id", "created_at", "updated_at")
@@ -102,7 +128,13 @@ class WorkspaceAdmin(AuditedAdmin):
 @admin.register(Membership)
 class MembershipAdmin(AuditedAdmin):
     list_display = ("user", "role", "scope_kind", "scope", "granted_by", "created_at")
-    search_fields = ("user__username", "user__email", "subscription__name", "resource_group__name", "workspace__name")
+    search_fields = (
+        "user__username",
+        "user__email",
+        "subscription__name",
+        "resource_group__name",
+        "workspace__name",
+    )
     list_filter = ("role", "created_at")
     list_select_related = ("user", "subscription", "resource_group", "workspace", "granted_by")
     autocomplete_fields = ("user", "subscription", "resource_group", "workspace")
@@ -110,12 +142,34 @@ class MembershipAdmin(AuditedAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("name", "user", "kind", "scope", "workspace", "prefix", "status", "expires_at", "last_used_at")
+    list_display = (
+        "name",
+        "user",
+        "kind",
+        "scope",
+        "workspace",
+        "prefix",
+        "status",
+        "expires_at",
+        "last_used_at",
+    )
     search_fields = ("name", "user__username", "prefix")
     list_filter = ("kind", "scope", "expires_at", "revoked_at")
     list_select_related = ("user", "workspace")
     readonly_fields = ("id", "prefix", "key_hash", "created_at", "last_used_at")
-    fields = ("id", "user", "name", "kind", "scope", "workspace", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
+    fields = (
+        "id",
+        "user",
+        "name",
+        "kind",
+        "scope",
+        "workspace",
+        "prefix",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
     autocomplete_fields = ("user", "workspace")
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -28,12 +28,16 @@ class TagsField(forms.CharField):
 
 class SubscriptionForm(forms.Form):
     name = forms.CharField(max_length=64, validators=[validators.validate_subscription_name])
-    description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
+    description = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+    )
 
 
 class ResourceGroupForm(forms.Form):
     name = forms.CharField(max_length=90, validators=[validators.validate_resource_group_name])
-    location = forms.CharField(max_length=40, initial="local", validators=[validators.validate_location])
+    location = forms.CharField(
+        max_length=40, initial="local", validators=[validators.validate_location]
+    )
     tags = TagsField()
 
 
@@ -43,13 +47,18 @@ class ResourceGroupEditForm(forms.Form):
 
 class WorkspaceForm(forms.Form):
     name = forms.CharField(
-        max_length=33, validators=[validators.validate_workspace_name],
+        max_length=33,
+        validators=[validators.validate_workspace_name],
         help_text="3–33 letters, digits, hyphens or underscores. It cannot be changed later.",
     )
     friendly_name = forms.CharField(required=False, max_length=100, label="Display name")
-    description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
+    description = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+    )
     location = forms.CharField(
-        required=False, max_length=40, validators=[validators.validate_location],
+        required=False,
+        max_length=40,
+        validators=[validators.validate_location],
         help_text="Defaults to the resource group's location.",
     )
     tags = TagsField()
@@ -57,7 +66,9 @@ class WorkspaceForm(forms.Form):
 
 class WorkspaceEditForm(forms.Form):
     friendly_name = forms.CharField(required=False, max_length=100, label="Display name")
-    description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
+    description = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+    )
     tags = TagsField()
 
 
@@ -90,16 +101,23 @@ EXPIRY_CHOICES = [
 
 
 class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, widget=forms.TextInput(attrs={"placeholder": "laptop, CI pipeline…"}))
+    name = forms.CharField(
+        max_length=100, widget=forms.TextInput(attrs={"placeholder": "laptop, CI pipeline…"})
+    )
     scope = forms.ChoiceField(choices=TokenScope.choices, initial=TokenScope.FULL)
     workspace = forms.ChoiceField(required=False, label="Limit to workspace")
-    expires_in = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="2592000", required=False, label="Expires in")
+    expires_in = forms.ChoiceField(
+        choices=EXPIRY_CHOICES, initial="2592000", required=False, label="Expires in"
+    )
 
     def __init__(self, *args, workspaces=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.workspaces = {str(ws.id): ws for ws in workspaces}
         self.fields["workspace"].choices = [("", "All my workspaces")] + [
-            (str(ws.id), f"{ws.resource_group.subscription.name} › {ws.resource_group.name} › {ws.name}")
+            (
+                str(ws.id),
+                f"{ws.resource_group.subscription.name} › {ws.resource_group.name} › {ws.name}",
+            )
             for ws in workspaces
         ]
 

@@ -136,12 +136,25 @@ class Membership(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
+        verbose_name = "role assignment"
         constraints = [
             models.CheckConstraint(
                 condition=(
-                    models.Q(subscription__isnull=False, resource_group__isnull=True, workspace__isnull=True)
-                    | models.Q(subscription__isnull=True, resource_group__isnull=False, workspace__isnull=True)
-                    | models.Q(subscription__isnull=True, resource_group__isnull=True, workspace__isnull=False)
+                    models.Q(
+                        subscription__isnull=False,
+                        resource_group__isnull=True,
+                        workspace__isnull=True,
+                    )
+                    | models.Q(
+                        subscription__isnull=True,
+                        resource_group__isnull=False,
+                        workspace__isnull=True,
+                    )
+                    | models.Q(
+                        subscription__isnull=True,
+                        resource_group__isnull=True,
+                        workspace__isnull=False,
+                    )
                 ),
                 name="membership_exactly_one_scope",
             ),
@@ -163,7 +176,7 @@ class Membership(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} is {self.role} of {self.scope_label}"
+        return f"{self.user}: {self.role} on {self.scope_label}"
 
     @property
     def scope(self) -> Subscription | ResourceGroup | Workspace:
@@ -271,6 +284,11 @@ class AuditEntry(models.Model):
 
 
 AUDIT_VERBS = {
-    "create": "created", "update": "updated", "delete": "deleted", "grant": "granted",
-    "revoke": "revoked", "restore": "restored", "purge": "purged",
+    "create": "created",
+    "update": "updated",
+    "delete": "deleted",
+    "grant": "granted",
+    "revoke": "revoked",
+    "restore": "restored",
+    "purge": "purged",
 }

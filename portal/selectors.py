@@ -130,7 +130,10 @@ def _access(
 
 
 def subscription_access(
-    *, user: User, subscription_id: UUID | str, min_role: str | None = None,
+    *,
+    user: User,
+    subscription_id: UUID | str,
+    min_role: str | None = None,
     token: ApiToken | None = None,
 ) -> Access:
     sub = Subscription.objects.filter(pk=subscription_id).first()
@@ -138,8 +141,12 @@ def subscription_access(
 
 
 def resource_group_access(
-    *, user: User, subscription_id: UUID | str, resource_group: str,
-    min_role: str | None = None, token: ApiToken | None = None,
+    *,
+    user: User,
+    subscription_id: UUID | str,
+    resource_group: str,
+    min_role: str | None = None,
+    token: ApiToken | None = None,
 ) -> Access:
     rg = (
         ResourceGroup.objects.select_related("subscription")
@@ -150,8 +157,13 @@ def resource_group_access(
 
 
 def workspace_access(
-    *, user: User, subscription_id: UUID | str, resource_group: str, workspace: str,
-    min_role: str | None = Role.READER, token: ApiToken | None = None,
+    *,
+    user: User,
+    subscription_id: UUID | str,
+    resource_group: str,
+    workspace: str,
+    min_role: str | None = Role.READER,
+    token: ApiToken | None = None,
 ) -> Access:
     ws = (
         Workspace.objects.select_related("resource_group__subscription")
@@ -166,12 +178,17 @@ def workspace_access(
 
 
 def workspace_access_by_id(
-    *, user: User, workspace_id: UUID | str, min_role: str = Role.READER,
+    *,
+    user: User,
+    workspace_id: UUID | str,
+    min_role: str = Role.READER,
     token: ApiToken | None = None,
 ) -> Access:
-    ws = Workspace.objects.select_related("resource_group__subscription").filter(
-        pk=workspace_id
-    ).first()
+    ws = (
+        Workspace.objects.select_related("resource_group__subscription")
+        .filter(pk=workspace_id)
+        .first()
+    )
     return _access(user, ws, min_role, token, "Workspace")
 
 
@@ -193,8 +210,16 @@ def visible_workspaces(user: User, token: ApiToken | None = None) -> QuerySet[Wo
     mine = Membership.objects.filter(user=user)
     return qs.filter(
         Q(pk__in=mine.filter(workspace__isnull=False).values("workspace_id"))
-        | Q(resource_group_id__in=mine.filter(resource_group__isnull=False).values("resource_group_id"))
-        | Q(resource_group__subscription_id__in=mine.filter(subscription__isnull=False).values("subscription_id"))
+        | Q(
+            resource_group_id__in=mine.filter(resource_group__isnull=False).values(
+                "resource_group_id"
+            )
+        )
+        | Q(
+            resource_group__subscription_id__in=mine.filter(subscription__isnull=False).values(
+                "subscription_id"
+            )
+        )
     )
 
 
@@ -271,7 +296,11 @@ def memberships_for_scope(obj: Scope) -> dict[str, list[Membership]]:
     """Direct grants on obj, and the grants inherited from above it."""
     sub_id, rg_id, ws_id = _chain(obj)
     direct_filter = (
-        Q(workspace_id=ws_id) if ws_id else Q(resource_group_id=rg_id) if rg_id else Q(subscription_id=sub_id)
+        Q(workspace_id=ws_id)
+        if ws_id
+        else Q(resource_group_id=rg_id)
+        if rg_id
+        else Q(subscription_id=sub_id)
     )
     inherited_filter = Q(pk__in=[])
     if ws_id:

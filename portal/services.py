@@ -31,7 +31,7 @@ from portal.models import (
     Workspace,
 )
 
-TOKEN_PREFIX = "mls_"
+TOKEN_PREFIX = "mls_"  # noqa: S105 - a public marker, not a secret
 # last_used_at is a convenience, not a log: write it at most this often so that
 # authenticating a busy MLflow client does not turn every request into a write.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -60,11 +60,19 @@ def audit_record(
     elif isinstance(target, ResourceGroup):
         sub_id, rg_id = target.subscription_id, target.id
     elif isinstance(target, Workspace):
-        sub_id, rg_id, ws_id = target.resource_group.subscription_id, target.resource_group_id, target.id
+        sub_id, rg_id, ws_id = (
+            target.resource_group.subscription_id,
+            target.resource_group_id,
+            target.id,
+        )
     elif isinstance(target, Membership):
         scope = target.scope
         if isinstance(scope, Workspace):
-            sub_id, rg_id, ws_id = scope.resource_group.subscription_id, scope.resource_group_id, scope.id
+            sub_id, rg_id, ws_id = (
+                scope.resource_group.subscription_id,
+                scope.resource_group_id,
+                scope.id,
+            )
         elif isinstance(scope, ResourceGroup):
             sub_id, rg_id = scope.subscription_id, scope.id
         else:
@@ -133,8 +141,12 @@ def subscription_update(
 
 @transaction.atomic
 def resource_group_create(
-    *, actor: AbstractBaseUser, subscription: Subscription, name: str,
-    location: str = "local", tags: dict[str, str] | None = None,
+    *,
+    actor: AbstractBaseUser,
+    subscription: Subscription,
+    name: str,
+    location: str = "local",
+    tags: dict[str, str] | None = None,
 ) -> ResourceGroup:
     tags = tags or {}
     _check(validators.validate_resource_group_name, name, "name")
@@ -145,11 +157,16 @@ def resource_group_create(
     try:
         with transaction.atomic():
             rg = ResourceGroup.objects.create(
-                subscription=subscription, name=name, location=location, tags=tags,
+                subscription=subscription,
+                name=name,
+                location=location,
+                tags=tags,
                 created_by=actor,
             )
     except IntegrityError as exc:
-        raise AlreadyExists(f"Resource group '{name}' already exists in this subscription.") from exc
+        raise AlreadyExists(
+            f"Resource group '{name}' already exists in this subscription."
+        ) from exc
     audit_record(actor=actor, action="create", target=rg)
     return rg
 
@@ -176,8 +193,13 @@ def default_artifact_root(workspace: Workspace) -> str:
 
 @transaction.atomic
 def workspace_create(
-    *, actor: AbstractBaseUser, resource_group: ResourceGroup, name: str,
-    description: str = "", friendly_name: str = "", location: str | None = None,
+    *,
+    actor: AbstractBaseUser,
+    resource_group: ResourceGroup,
+    name: str,
+    description: str = "",
+    friendly_name: str = "",
+    location: str | None = None,
     tags: dict[str, str] | None = None,
 ) -> Workspace:
     tags = tags or {}
@@ -188,8 +210,13 @@ def workspace_create(
     if resource_group.workspaces.filter(name__iexact=name).exists():
         raise AlreadyExists(f"Workspace '{name}' already exists in this resource group.")
     ws = Workspace(
-        resource_group=resource_group, name=name, description=description,
-        friendly_name=friendly_name, location=location, tags=tags, created_by=actor,
+        resource_group=resource_group,
+        name=name,
+        description=description,
+        friendly_name=friendly_name,
+        location=location,
+        tags=tags,
+        created_by=actor,
     )
     ws.artifact_root = default_artifact_root(ws)
     try:
@@ -203,7 +230,11 @@ def workspace_create(
 
 @transaction.atomic
 def workspace_update(
-    *, actor: AbstractBaseUser, workspace: Workspace, description: str, friendly_name: str,
+    *,
+    actor: AbstractBaseUser,
+    workspace: Workspace,
+    description: str,
+    friendly_name: str,
     tags: dict[str, str],
 ) -> Workspace:
     _check(validators.validate_tags, tags, "tags")
@@ -227,15 +258,20 @@ def _scope_field(scope: Subscription | ResourceGroup | Workspace) -> str:
 
 @transaction.atomic
 def membership_grant(
-    *, actor: AbstractBaseUser, scope: Subscription | ResourceGroup | Workspace,
-    user: AbstractBaseUser, role: str,
+    *,
+    actor: AbstractBaseUser,
+    scope: Subscription | ResourceGroup | Workspace,
+    user: AbstractBaseUser,
+    role: str,
 ) -> Membership:
     if role not in Role.values:
         raise InvalidParameter(f"role: must be one of {', '.join(Role.values)}")
     field = _scope_field(scope)
     membership = Membership.objects.select_for_update().filter(user=user, **{field: scope}).first()
     if membership is None:
-        membership = Membership.objects.create(user=user, role=role, granted_by=actor, **{field: scope})
+        membership = Membership.objects.create(
+            user=user, role=role, granted_by=actor, **{field: scope}
+        )
         audit_record(actor=actor, action="grant", target=membership, changes={"role": [None, role]})
     elif membership.role != role:
         if membership.role == Role.OWNER:
@@ -263,7 +299,9 @@ def _ensure_other_owner(membership: Membership) -> None:
 def membership_revoke(*, actor: AbstractBaseUser, membership: Membership) -> None:
     if membership.role == Role.OWNER:
         _ensure_other_owner(membership)
-    audit_record(actor=actor, action="revoke", target=membership, changes={"role": [membership.role, None]})
+    audit_record(
+        actor=actor, action="revoke", target=membership, changes={"role": [membership.role, None]}
+    )
     membership.delete()
 
 
@@ -278,8 +316,12 @@ def _hash(raw: str) -> str:
 
 @transaction.atomic
 def token_create(
-    *, user: AbstractBaseUser, name: str, scope: str = TokenScope.FULL,
-    workspace: Workspace | None = None, expires_in: int | None = None,
+    *,
+    user: AbstractBaseUser,
+    name: str,
+    scope: str = TokenScope.FULL,
+    workspace: Workspace | None = None,
+    expires_in: int | None = None,
     kind: str = TokenKind.PERSONAL,
 ) -> tuple[ApiToken, str]:
     """Create a token; the plain secret is returned once and never stored."""
@@ -297,8 +339,13 @@ def token_create(
             raise NotFound("Workspace not found")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
-        user=user, name=name, scope=scope, workspace=workspace, kind=kind,
-        prefix=raw[:12], key_hash=_hash(raw),
+        user=user,
+        name=name,
+        scope=scope,
+        workspace=workspace,
+        kind=kind,
+        prefix=raw[:12],
+        key_hash=_hash(raw),
         expires_at=timezone.now() + timedelta(seconds=expires_in) if expires_in else None,
     )
     if kind == TokenKind.PERSONAL:
@@ -311,8 +358,11 @@ def tracking_token_mint(
 ) -> tuple[ApiToken, str]:
     """A short-lived token that works only in one workspace, for tracking clients."""
     return token_create(
-        user=user, name=f"tracking: {workspace.name}", scope=TokenScope.WRITE,
-        workspace=workspace, expires_in=lifetime or settings.TRACKING_TOKEN_LIFETIME,
+        user=user,
+        name=f"tracking: {workspace.name}",
+        scope=TokenScope.WRITE,
+        workspace=workspace,
+        expires_in=lifetime or settings.TRACKING_TOKEN_LIFETIME,
         kind=TokenKind.TRACKING,
     )
 
@@ -332,9 +382,7 @@ def token_authenticate(raw: str) -> ApiToken | None:
     """The active token for a presented secret, or None. Marks it used."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
-    token = (
-        ApiToken.objects.select_related("user").filter(key_hash=_hash(raw)).first()
-    )
+    token = ApiToken.objects.select_related("user").filter(key_hash=_hash(raw)).first()
     if token is None or not token.is_active or not token.user.is_active:
         return None
     now = timezone.now()

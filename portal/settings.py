@@ -165,8 +165,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # A file, not memory, so worker processes started by tests see the test data.
-    _db["TEST"] = {"NAME": str(DATA_DIR / "test-mlstudio.sqlite3")}
+    # A file, not memory, so worker processes started by tests see the test data;
+    # named per process so two test runs in one checkout do not share it.
+    _db["TEST"] = {"NAME": str(DATA_DIR / f"test-mlstudio-{os.getpid()}.sqlite3")}
 elif _db["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must be a postgres:// or sqlite:// URL")
 DATABASES = {"default": _db}
@@ -196,6 +197,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -231,10 +233,13 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or (
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The serverless default: web and worker processes share a queue folder.
     _queue_dir = DATA_DIR / "celery" / "queue"
+    _control_dir = DATA_DIR / "celery" / "control"
     _queue_dir.mkdir(parents=True, exist_ok=True)
+    _control_dir.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
+        "control_folder": str(_control_dir),
         "store_processed": False,
         "polling_interval": 0.2,
     }

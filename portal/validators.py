@@ -51,7 +51,8 @@ def validate_workspace_name(value: str) -> None:
 def validate_location(value: str) -> None:
     if not LOCATION_RE.fullmatch(value):
         raise ValidationError(
-            "A location is a lowercase word of letters and digits, such as 'local' or 'westeurope'.",
+            "A location is a lowercase word of letters and digits, "
+            "such as 'local' or 'westeurope'.",
             code="invalid_location",
         )
 

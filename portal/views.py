@@ -37,7 +37,11 @@ def workspace_url(ws: Workspace, view: str = "workspace") -> str:
     rg = ws.resource_group
     return reverse(
         view,
-        kwargs={"subscription_id": rg.subscription_id, "resource_group": rg.name, "workspace": ws.name},
+        kwargs={
+            "subscription_id": rg.subscription_id,
+            "resource_group": rg.name,
+            "workspace": ws.name,
+        },
     )
 
 
@@ -84,7 +88,9 @@ def subscription_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Subscription “{sub.name}” created.")
             return redirect(subscription_url(sub))
-    return render(request, "portal/form.html", {"form": form, "title": "New subscription", "crumbs": []})
+    return render(
+        request, "portal/form.html", {"form": form, "title": "New subscription", "crumbs": []}
+    )
 
 
 @login_required
@@ -96,7 +102,9 @@ def subscription_detail(request: HttpRequest, subscription_id) -> HttpResponse:
         request,
         "portal/subscription.html",
         {
-            "sub": sub, "access": access, "node": tree[0] if tree else None,
+            "sub": sub,
+            "access": access,
+            "node": tree[0] if tree else None,
             "activity": selectors.audit_entries_for(sub, 20) if access.can_read else [],
         },
     )
@@ -118,7 +126,8 @@ def subscription_edit(request: HttpRequest, subscription_id) -> HttpResponse:
             messages.success(request, "Subscription saved.")
             return redirect(subscription_url(sub))
     return render(
-        request, "portal/form.html",
+        request,
+        "portal/form.html",
         {"form": form, "title": f"Edit subscription {sub.name}", "crumbs": _crumbs(sub)},
     )
 
@@ -133,20 +142,25 @@ def resource_group_create(request: HttpRequest, subscription_id) -> HttpResponse
     form = forms.ResourceGroupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            rg = services.resource_group_create(actor=request.user, subscription=sub, **form.cleaned_data)
+            rg = services.resource_group_create(
+                actor=request.user, subscription=sub, **form.cleaned_data
+            )
         except StudioError as exc:
             _fail(form, exc, "name")
         else:
             messages.success(request, f"Resource group “{rg.name}” created.")
             return redirect(resource_group_url(rg))
     return render(
-        request, "portal/form.html",
+        request,
+        "portal/form.html",
         {"form": form, "title": "New resource group", "crumbs": _crumbs(sub)},
     )
 
 
 @login_required
-def resource_group_detail(request: HttpRequest, subscription_id, resource_group: str) -> HttpResponse:
+def resource_group_detail(
+    request: HttpRequest, subscription_id, resource_group: str
+) -> HttpResponse:
     access = _resolve(request, subscription_id=subscription_id, resource_group=resource_group)
     rg = access.obj
     workspaces = [
@@ -160,7 +174,10 @@ def resource_group_detail(request: HttpRequest, subscription_id, resource_group:
         request,
         "portal/resource_group.html",
         {
-            "rg": rg, "access": access, "workspaces": workspaces, "crumbs": _crumbs(rg.subscription),
+            "rg": rg,
+            "access": access,
+            "workspaces": workspaces,
+            "crumbs": _crumbs(rg.subscription),
             "activity": selectors.audit_entries_for(rg, 20) if access.can_read else [],
         },
     )
@@ -178,7 +195,8 @@ def resource_group_edit(request: HttpRequest, subscription_id, resource_group: s
         messages.success(request, "Resource group saved.")
         return redirect(resource_group_url(rg))
     return render(
-        request, "portal/form.html",
+        request,
+        "portal/form.html",
         {"form": form, "title": f"Edit resource group {rg.name}", "crumbs": _crumbs(rg)},
     )
 
@@ -195,7 +213,9 @@ def workspace_create(request: HttpRequest, subscription_id, resource_group: str)
     form = forms.WorkspaceForm(request.POST or None, initial={"location": rg.location})
     if request.method == "POST" and form.is_valid():
         try:
-            ws = services.workspace_create(actor=request.user, resource_group=rg, **form.cleaned_data)
+            ws = services.workspace_create(
+                actor=request.user, resource_group=rg, **form.cleaned_data
+            )
         except StudioError as exc:
             _fail(form, exc, "name")
         else:
@@ -216,15 +236,21 @@ def workspace_detail(
     return _render_workspace(request, access)
 
 
-def _render_workspace(request: HttpRequest, access: Access, new_token: str | None = None) -> HttpResponse:
+def _render_workspace(
+    request: HttpRequest, access: Access, new_token: str | None = None
+) -> HttpResponse:
     ws = access.obj
     details = selectors.workspace_details(ws, selectors.base_url(request))
     return render(
         request,
         "portal/workspace.html",
         {
-            "ws": ws, "access": access, "details": details, "new_token": new_token,
-            "crumbs": _crumbs(ws.resource_group), "nav": "overview",
+            "ws": ws,
+            "access": access,
+            "details": details,
+            "new_token": new_token,
+            "crumbs": _crumbs(ws.resource_group),
+            "nav": "overview",
             "members": selectors.memberships_for_scope(ws),
             "activity": selectors.audit_entries_for(ws, 10),
         },
@@ -251,8 +277,11 @@ def workspace_edit(
     request: HttpRequest, subscription_id, resource_group: str, workspace: str
 ) -> HttpResponse:
     access = _resolve(
-        request, Role.CONTRIBUTOR, subscription_id=subscription_id,
-        resource_group=resource_group, workspace=workspace,
+        request,
+        Role.CONTRIBUTOR,
+        subscription_id=subscription_id,
+        resource_group=resource_group,
+        workspace=workspace,
     )
     ws = access.obj
     form = forms.WorkspaceEditForm(
@@ -264,8 +293,15 @@ def workspace_edit(
         messages.success(request, "Workspace saved.")
         return redirect(workspace_url(ws))
     return render(
-        request, "portal/form.html",
-        {"form": form, "title": f"Edit workspace {ws.name}", "crumbs": _crumbs(ws), "ws": ws, "nav": "overview"},
+        request,
+        "portal/form.html",
+        {
+            "form": form,
+            "title": f"Edit workspace {ws.name}",
+            "crumbs": _crumbs(ws),
+            "ws": ws,
+            "nav": "overview",
+        },
     )
 
 
@@ -280,8 +316,13 @@ def workspace_activity(
     return render(
         request,
         "portal/activity.html",
-        {"ws": ws, "access": access, "entries": selectors.audit_entries_for(ws, 200),
-         "crumbs": _crumbs(ws), "nav": "activity"},
+        {
+            "ws": ws,
+            "access": access,
+            "entries": selectors.audit_entries_for(ws, 200),
+            "crumbs": _crumbs(ws),
+            "nav": "activity",
+        },
     )
 
 
@@ -301,18 +342,26 @@ def members(request: HttpRequest, **kwargs) -> HttpResponse:
         if form.is_valid():
             try:
                 services.membership_grant(
-                    actor=request.user, scope=scope, user=form.cleaned_data["username"],
+                    actor=request.user,
+                    scope=scope,
+                    user=form.cleaned_data["username"],
                     role=form.cleaned_data["role"],
                 )
             except StudioError as exc:
                 _fail(form, exc)
             else:
-                messages.success(request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']}.")
+                messages.success(
+                    request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']}."
+                )
                 return redirect(request.path)
     context = {
-        "scope": scope, "access": access, "form": form,
-        "memberships": selectors.memberships_for_scope(scope), "roles": Role.choices,
-        "crumbs": _crumbs(scope), "nav": "members",
+        "scope": scope,
+        "access": access,
+        "form": form,
+        "memberships": selectors.memberships_for_scope(scope),
+        "roles": Role.choices,
+        "crumbs": _crumbs(scope),
+        "nav": "members",
     }
     if isinstance(scope, Workspace):
         context["ws"] = scope
@@ -324,7 +373,9 @@ def members(request: HttpRequest, **kwargs) -> HttpResponse:
 def membership_change(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = get_object_or_404(
         Membership.objects.select_related(
-            "user", "subscription", "resource_group__subscription",
+            "user",
+            "subscription",
+            "resource_group__subscription",
             "workspace__resource_group__subscription",
         ),
         pk=membership_id,
@@ -345,7 +396,10 @@ def membership_change(request: HttpRequest, membership_id: int) -> HttpResponse:
             if not form.is_valid():
                 raise InvalidParameter("Choose a role.")
             services.membership_grant(
-                actor=request.user, scope=scope, user=membership.user, role=form.cleaned_data["role"]
+                actor=request.user,
+                scope=scope,
+                user=membership.user,
+                role=form.cleaned_data["role"],
             )
             messages.success(request, f"{membership.user} is now {form.cleaned_data['role']}.")
     except InvalidParameter as exc:

@@ -38,9 +38,7 @@ def _message(detail: object) -> str:
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, StudioError):
-        return Response(
-            {"error_code": exc.code, "message": exc.message}, status=exc.http_status
-        )
+        return Response({"error_code": exc.code, "message": exc.message}, status=exc.http_status)
     response = drf_exception_handler(exc, context)
     if response is None:
         # Unexpected: log it with its stack, answer without one.

@@ -2,7 +2,10 @@ from django.urls import path
 
 from portal.api import views
 
-WS = "subscriptions/<uuid:subscription_id>/resourceGroups/<str:resource_group>/workspaces/<str:workspace>"
+WS = (
+    "subscriptions/<uuid:subscription_id>/resourceGroups/<str:resource_group>"
+    "/workspaces/<str:workspace>"
+)
 
 urlpatterns = [
     path("user", views.CurrentUserView.as_view(), name="api-user"),

@@ -47,10 +47,15 @@ class WorkspaceListView(APIView):
 
 
 class WorkspaceDetailView(APIView):
-    def get(self, request: Request, subscription_id, resource_group: str, workspace: str) -> Response:
+    def get(
+        self, request: Request, subscription_id, resource_group: str, workspace: str
+    ) -> Response:
         access = selectors.workspace_access(
-            user=request.user, token=_token(request), subscription_id=subscription_id,
-            resource_group=resource_group, workspace=workspace,
+            user=request.user,
+            token=_token(request),
+            subscription_id=subscription_id,
+            resource_group=resource_group,
+            workspace=workspace,
         )
         details = selectors.workspace_details(access.obj, selectors.base_url(request))
         details["role"] = access.role
@@ -60,7 +65,9 @@ class WorkspaceDetailView(APIView):
 class TrackingTokenView(APIView):
     """Mint a short-lived token that works only in this workspace, for MLflow clients."""
 
-    def post(self, request: Request, subscription_id, resource_group: str, workspace: str) -> Response:
+    def post(
+        self, request: Request, subscription_id, resource_group: str, workspace: str
+    ) -> Response:
         token = _token(request)
         if token is not None and token.kind == "tracking":
             # A tracking token renewing itself would make it immortal.
@@ -68,8 +75,12 @@ class TrackingTokenView(APIView):
 
             raise PermissionDenied("A tracking token cannot mint tracking tokens.")
         access = selectors.workspace_access(
-            user=request.user, token=token, subscription_id=subscription_id,
-            resource_group=resource_group, workspace=workspace, min_role=Role.READER,
+            user=request.user,
+            token=token,
+            subscription_id=subscription_id,
+            resource_group=resource_group,
+            workspace=workspace,
+            min_role=Role.READER,
         )
         minted, raw = services.tracking_token_mint(user=request.user, workspace=access.obj)
         return Response(

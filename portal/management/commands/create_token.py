@@ -9,14 +9,16 @@ from portal.models import TokenScope, Workspace
 
 
 class Command(BaseCommand):
-    help = "Create an API token for USERNAME and print the token (shown only once) on the last line."
+    help = (
+        "Create an API token for USERNAME and print the token (shown only once) on the last line."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--name", default="command line")
         parser.add_argument(
             "--workspace",
-            help="limit the token to one workspace: SUBSCRIPTION/RESOURCE_GROUP/WORKSPACE (names) or its id",
+            help="limit it to one workspace: SUBSCRIPTION/RESOURCE_GROUP/WORKSPACE or its id",
         )
         parser.add_argument("--scope", choices=TokenScope.values, default=TokenScope.FULL)
         parser.add_argument("--expires-in", type=int, default=None, help="lifetime in seconds")
@@ -28,7 +30,10 @@ class Command(BaseCommand):
         workspace = self._workspace(opts["workspace"]) if opts["workspace"] else None
         try:
             token, raw = services.token_create(
-                user=user, name=opts["name"], scope=opts["scope"], workspace=workspace,
+                user=user,
+                name=opts["name"],
+                scope=opts["scope"],
+                workspace=workspace,
                 expires_in=opts["expires_in"],
             )
         except StudioError as exc:
@@ -52,5 +57,7 @@ class Command(BaseCommand):
             except Exception:  # not a UUID
                 ws = None
         if ws is None:
-            raise CommandError(f"No workspace {spec!r} (give SUBSCRIPTION/RESOURCE_GROUP/WORKSPACE or an id).")
+            raise CommandError(
+                f"No workspace {spec!r} (give SUBSCRIPTION/RESOURCE_GROUP/WORKSPACE or an id)."
+            )
         return ws

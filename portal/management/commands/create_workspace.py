@@ -22,7 +22,9 @@ class Command(BaseCommand):
         parser.add_argument("--owner", required=True, help="user name of the owner")
         parser.add_argument("--location", default="local")
         parser.add_argument("--description", default="")
-        parser.add_argument("--base-url", default=None, help="public URL of the studio (default SITE_URL)")
+        parser.add_argument(
+            "--base-url", default=None, help="public URL of the studio (default SITE_URL)"
+        )
 
     def handle(self, *args, **opts) -> None:
         owner = get_user_model().objects.filter(username=opts["owner"]).first()
@@ -41,19 +43,29 @@ class Command(BaseCommand):
         if sub is None:
             sub = services.subscription_create(actor=owner, name=opts["subscription"])
             self.stderr.write(f"created subscription {sub.name} ({sub.id})")
-        rg = ResourceGroup.objects.filter(subscription=sub, name__iexact=opts["resource_group"]).first()
+        rg = ResourceGroup.objects.filter(
+            subscription=sub, name__iexact=opts["resource_group"]
+        ).first()
         if rg is None:
             rg = services.resource_group_create(
-                actor=owner, subscription=sub, name=opts["resource_group"], location=opts["location"]
+                actor=owner,
+                subscription=sub,
+                name=opts["resource_group"],
+                location=opts["location"],
             )
             self.stderr.write(f"created resource group {rg.name}")
-        ws = Workspace.objects.select_related("resource_group__subscription").filter(
-            resource_group=rg, name__iexact=opts["workspace"]
-        ).first()
+        ws = (
+            Workspace.objects.select_related("resource_group__subscription")
+            .filter(resource_group=rg, name__iexact=opts["workspace"])
+            .first()
+        )
         if ws is None:
             ws = services.workspace_create(
-                actor=owner, resource_group=rg, name=opts["workspace"],
-                description=opts["description"], location=opts["location"],
+                actor=owner,
+                resource_group=rg,
+                name=opts["workspace"],
+                description=opts["description"],
+                location=opts["location"],
             )
             self.stderr.write(f"created workspace {ws.name}")
         services.membership_grant(actor=owner, scope=ws, user=owner, role=Role.OWNER)

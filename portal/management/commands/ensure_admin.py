@@ -16,7 +16,9 @@ class Command(BaseCommand):
     def handle(self, *args, **opts) -> None:
         users = get_user_model().objects
         if users.filter(is_superuser=True).exists():
-            names = ", ".join(users.filter(is_superuser=True).values_list("username", flat=True)[:5])
+            names = ", ".join(
+                users.filter(is_superuser=True).values_list("username", flat=True)[:5]
+            )
             self.stdout.write(f"Administrator account exists: {names}")
             return
         username = os.environ.get("MLSTUDIO_ADMIN_USER", "admin")
@@ -24,7 +26,7 @@ class Command(BaseCommand):
         users.create_superuser(username=username, email="", password=password)
         self.stdout.write(self.style.SUCCESS("Created the first administrator:"))
         self.stdout.write(f"  user name: {username}")
-        if "MLSTUDIO_ADMIN_PASSWORD" in os.environ:
+        if os.environ.get("MLSTUDIO_ADMIN_PASSWORD"):
             self.stdout.write("  password:  (from MLSTUDIO_ADMIN_PASSWORD)")
         else:
             self.stdout.write(f"  password:  {password}")

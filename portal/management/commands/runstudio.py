@@ -18,8 +18,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-        parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
-        parser.add_argument("--worker-concurrency", type=int, default=int(os.environ.get("WORKER_CONCURRENCY", "2")))
+        parser.add_argument(
+            "--web-workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2"))
+        )
+        parser.add_argument(
+            "--worker-concurrency", type=int, default=int(os.environ.get("WORKER_CONCURRENCY", "2"))
+        )
         parser.add_argument("--no-worker", action="store_true", help="serve pages only")
 
     def handle(self, *args, **opts) -> None:
@@ -27,17 +31,33 @@ class Command(BaseCommand):
         bin_dir = os.path.dirname(python)
         commands = {
             "web": [
-                os.path.join(bin_dir, "gunicorn"), "portal.wsgi",
-                "--bind", f"{opts['host']}:{opts['port']}",
-                "--workers", str(opts["web_workers"]), "--threads", "4",
-                "--access-logfile", "-", "--graceful-timeout", "10",
+                os.path.join(bin_dir, "gunicorn"),
+                "portal.wsgi",
+                "--bind",
+                f"{opts['host']}:{opts['port']}",
+                "--workers",
+                str(opts["web_workers"]),
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+                "--graceful-timeout",
+                "10",
             ],
         }
         if not opts["no_worker"]:
             commands["worker"] = [
-                os.path.join(bin_dir, "celery"), "-A", "portal", "worker", "--beat",
-                "--loglevel", "INFO", "--concurrency", str(opts["worker_concurrency"]),
-                "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
+                os.path.join(bin_dir, "celery"),
+                "-A",
+                "portal",
+                "worker",
+                "--beat",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(opts["worker_concurrency"]),
+                "--schedule",
+                str(settings.DATA_DIR / "celerybeat-schedule"),
             ]
         procs: dict[str, subprocess.Popen] = {}
         stopping = False
@@ -52,7 +72,9 @@ class Command(BaseCommand):
             # Own process groups: a Ctrl-C reaches us once, and we stop the children in order.
             procs[name] = subprocess.Popen(command, start_new_session=True)
         self.stdout.write(
-            self.style.SUCCESS(f"ML Studio is up on http://{opts['host']}:{opts['port']}/ — Ctrl-C stops it.")
+            self.style.SUCCESS(
+                f"ML Studio is up on http://{opts['host']}:{opts['port']}/ — Ctrl-C stops it."
+            )
         )
         exit_code = 0
         while not stopping:

@@ -1,0 +1,48 @@
+# ML Studio — the two commands: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.PHONY: run test install install-test lint format system-deps clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+## Install, migrate, create the first admin, serve on http://127.0.0.1:$(PORT) with a worker.
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py ensure_admin
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runstudio --port $(PORT)
+
+## Install the test dependencies, lint, and run the whole suite
+## (PostgreSQL/Redis when DATABASE_URL/REDIS_URL point at them, SQLite otherwise).
+test: install-test lint
+	$(BIN)/pytest
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## System packages the browser tests need (Debian; run as root).
+system-deps:
+	command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; }
+
+clean:
+	rm -rf $(VENV) var/static var/test-*.sqlite3*

@@ -1,0 +1,171 @@
+"""Fixtures shared by every test: the permission cast, clients, a real Celery worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls the
+# tests make beside it are still synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ROOT = Path(__file__).resolve().parent
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when a local machine lacks something; in CI a missing piece is a failure."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI must provide this: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    # The real hasher is slow by design; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@dataclass
+class Cast:
+    """One workspace tree and the people the access rules are tested with."""
+
+    owner: object  # owner of the subscription
+    contributor: object  # contributor on the resource group
+    reader: object  # reader on the workspace
+    outsider: object  # owner of a different subscription only
+    subscription: object
+    resource_group: object
+    workspace: object
+    other_workspace: object  # the outsider's own
+
+    def user(self, name: str):
+        return None if name == "anonymous" else getattr(self, name)
+
+
+@pytest.fixture
+def cast(db) -> Cast:
+    from portal import services
+    from portal.tests.factories import UserFactory
+
+    owner = UserFactory(username="olivia")
+    contributor = UserFactory(username="carlos")
+    reader = UserFactory(username="rita")
+    outsider = UserFactory(username="oscar")
+    sub = services.subscription_create(actor=owner, name="Contoso")
+    rg = services.resource_group_create(
+        actor=owner, subscription=sub, name="rg-main", location="westeurope"
+    )
+    ws = services.workspace_create(
+        actor=owner, resource_group=rg, name="ws-main", description="Main"
+    )
+    services.membership_grant(actor=owner, scope=rg, user=contributor, role="contributor")
+    services.membership_grant(actor=owner, scope=ws, user=reader, role="reader")
+    other_sub = services.subscription_create(actor=outsider, name="Fabrikam")
+    other_rg = services.resource_group_create(
+        actor=outsider, subscription=other_sub, name="rg-other"
+    )
+    other_ws = services.workspace_create(actor=outsider, resource_group=other_rg, name="ws-other")
+    return Cast(owner, contributor, reader, outsider, sub, rg, ws, other_ws)
+
+
+def _database_url_for_tests() -> str:
+    """The URL of the database the tests are using, for processes the tests start."""
+    from django.db import connection
+
+    cfg = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{cfg['NAME']}"
+    host = cfg.get("HOST") or "127.0.0.1"
+    port = cfg.get("PORT") or 5432
+    auth = cfg.get("USER") or "postgres"
+    if cfg.get("PASSWORD"):
+        auth += f":{cfg['PASSWORD']}"
+    return f"postgres://{auth}@{host}:{port}/{cfg['NAME']}"
+
+
+def redis_available(url: str = "redis://127.0.0.1:6379/15") -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@dataclass
+class WorkerProcess:
+    env: dict[str, str]
+    process: subprocess.Popen
+    log: Path
+
+    def run_manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run a manage.py command against the same broker, backend and database."""
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def start_worker(tmp_path: Path, broker: str) -> WorkerProcess:
+    """Start `celery worker` as its own process, on the tests' database.
+
+    broker is "filesystem" (the embedded default) or "redis".
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "REDIS_URL"))}
+    env.update(DATA_DIR=str(tmp_path / "data"), DATABASE_URL=_database_url_for_tests(), DEBUG="1")
+    env["SECRET_KEY"] = "worker-test-" + "x" * 60
+    if broker == "redis":
+        env["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    log = tmp_path / "worker.log"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--pool",
+            "solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"test-{broker}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while "ready." not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"worker did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return WorkerProcess(env, process, log)
+
+
+def stop_worker(worker: WorkerProcess) -> None:
+    worker.process.terminate()
+    try:
+        worker.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.process.kill()
+        worker.process.wait()
