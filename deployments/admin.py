@@ -1,0 +1,1 @@
+"""Admin console registrations of the deployments app."""

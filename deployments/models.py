@@ -1,0 +1,1 @@
+"""deployments models: compute targets, environments, remote runs, images, web services, scoring and drift."""

@@ -1,0 +1,1 @@
+"""Reads of the deployments app shared by pages and APIs."""

@@ -1,0 +1,1 @@
+"""Writes of the deployments app (services named <entity>_<action>)."""

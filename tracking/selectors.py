@@ -1,0 +1,1 @@
+"""Reads of the tracking app shared by pages and APIs."""

@@ -1,0 +1,1 @@
+"""Writes of the tracking app (services named <entity>_<action>)."""
