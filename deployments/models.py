@@ -1,1 +1,1 @@
-"""deployments models: compute targets, environments, remote runs, images, web services, scoring and drift."""
+"""Deployment models: compute, environments, remote runs, images, web services, drift."""

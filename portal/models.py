@@ -25,10 +25,10 @@ def role_at_least(role: str | None, minimum: str) -> bool:
     return role is not None and ROLE_RANK[role] >= ROLE_RANK[minimum]
 
 
-class Subscription(models.Model):
+class TenancyObject(models.Model):
+    """What subscriptions, resource groups and workspaces share."""
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=64, validators=[validators.validate_subscription_name])
-    description = models.TextField(blank=True, max_length=2000)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -36,17 +36,24 @@ class Subscription(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        abstract = True
         ordering = [Lower("name")]
-        constraints = [
-            models.UniqueConstraint(Lower("name"), name="subscription_name_unique_ci"),
-        ]
 
     def __str__(self) -> str:
         return self.name
 
 
-class ResourceGroup(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+class Subscription(TenancyObject):
+    name = models.CharField(max_length=64, validators=[validators.validate_subscription_name])
+    description = models.TextField(blank=True, max_length=2000)
+
+    class Meta(TenancyObject.Meta):
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="subscription_name_unique_ci"),
+        ]
+
+
+class ResourceGroup(TenancyObject):
     subscription = models.ForeignKey(
         Subscription, on_delete=models.CASCADE, related_name="resource_groups"
     )
@@ -55,26 +62,16 @@ class ResourceGroup(models.Model):
         max_length=40, default="local", validators=[validators.validate_location]
     )
     tags = models.JSONField(default=dict, blank=True, validators=[validators.validate_tags])
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
 
-    class Meta:
-        ordering = [Lower("name")]
+    class Meta(TenancyObject.Meta):
         constraints = [
             models.UniqueConstraint(
                 "subscription", Lower("name"), name="resource_group_name_unique_ci"
             ),
         ]
 
-    def __str__(self) -> str:
-        return self.name
 
-
-class Workspace(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+class Workspace(TenancyObject):
     resource_group = models.ForeignKey(
         ResourceGroup, on_delete=models.CASCADE, related_name="workspaces"
     )
@@ -88,22 +85,13 @@ class Workspace(models.Model):
     # Where this workspace's artifacts live: a local folder or a Blob container URL
     # with a prefix. Set from ARTIFACT_ROOT at creation; only staff change it.
     artifact_root = models.CharField(max_length=500)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
 
-    class Meta:
-        ordering = [Lower("name")]
+    class Meta(TenancyObject.Meta):
         constraints = [
             models.UniqueConstraint(
                 "resource_group", Lower("name"), name="workspace_name_unique_ci"
             ),
         ]
-
-    def __str__(self) -> str:
-        return self.name
 
     @property
     def arm_id(self) -> str:

@@ -51,7 +51,7 @@ def _cap(role: str | None, token: ApiToken | None) -> str | None:
     return role
 
 
-def _chain(obj: Scope) -> tuple[UUID | None, UUID | None, UUID | None]:
+def scope_chain(obj: Scope) -> tuple[UUID | None, UUID | None, UUID | None]:
     """(subscription id, resource group id, workspace id) at and above obj."""
     if isinstance(obj, Workspace):
         return obj.resource_group.subscription_id, obj.resource_group_id, obj.id
@@ -64,7 +64,7 @@ def role_for(user: User, obj: Scope, token: ApiToken | None = None) -> str | Non
     """The user's effective role on obj (inherited from above), or None."""
     if not user.is_authenticated or not user.is_active:
         return None
-    sub_id, rg_id, ws_id = _chain(obj)
+    sub_id, rg_id, ws_id = scope_chain(obj)
     if token is not None and token.workspace_id is not None and token.workspace_id != ws_id:
         return None
     if user.is_superuser:
@@ -294,7 +294,7 @@ def tenancy_tree(user: User) -> list[TreeSubscription]:
 
 def memberships_for_scope(obj: Scope) -> dict[str, list[Membership]]:
     """Direct grants on obj, and the grants inherited from above it."""
-    sub_id, rg_id, ws_id = _chain(obj)
+    sub_id, rg_id, ws_id = scope_chain(obj)
     direct_filter = (
         Q(workspace_id=ws_id)
         if ws_id
@@ -317,7 +317,7 @@ def memberships_for_scope(obj: Scope) -> dict[str, list[Membership]]:
 
 
 def audit_entries_for(obj: Scope, limit: int = 50) -> QuerySet[AuditEntry]:
-    sub_id, rg_id, ws_id = _chain(obj)
+    sub_id, rg_id, ws_id = scope_chain(obj)
     if ws_id:
         flt = Q(workspace_id=ws_id)
     elif rg_id:

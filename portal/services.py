@@ -54,32 +54,15 @@ def _check(validator: Callable[[Any], None], value: Any, field: str) -> None:
 def audit_record(
     *, actor: AbstractBaseUser | None, action: str, target: Model, changes: dict | None = None
 ) -> AuditEntry:
-    sub_id = rg_id = ws_id = None
-    if isinstance(target, Subscription):
-        sub_id = target.id
-    elif isinstance(target, ResourceGroup):
-        sub_id, rg_id = target.subscription_id, target.id
-    elif isinstance(target, Workspace):
-        sub_id, rg_id, ws_id = (
-            target.resource_group.subscription_id,
-            target.resource_group_id,
-            target.id,
-        )
-    elif isinstance(target, Membership):
+    from portal.selectors import scope_chain
+
+    if isinstance(target, Membership):
         scope = target.scope
-        if isinstance(scope, Workspace):
-            sub_id, rg_id, ws_id = (
-                scope.resource_group.subscription_id,
-                scope.resource_group_id,
-                scope.id,
-            )
-        elif isinstance(scope, ResourceGroup):
-            sub_id, rg_id = scope.subscription_id, scope.id
-        else:
-            sub_id = scope.id
-    elif hasattr(target, "workspace") and isinstance(getattr(target, "workspace", None), Workspace):
-        ws = target.workspace
-        sub_id, rg_id, ws_id = ws.resource_group.subscription_id, ws.resource_group_id, ws.id
+    elif isinstance(target, Subscription | ResourceGroup | Workspace):
+        scope = target
+    else:
+        scope = getattr(target, "workspace", None)
+    sub_id, rg_id, ws_id = scope_chain(scope) if scope is not None else (None, None, None)
     return AuditEntry.objects.create(
         actor=actor if actor is not None and actor.is_authenticated else None,
         actor_name=actor.get_username() if actor is not None and actor.is_authenticated else "",

@@ -1,1 +1,1 @@
-"""tracking models: experiments, runs, metrics, artifacts, logged models and the model registry; the MLflow REST protocol."""
+"""Tracking models: experiments, runs, metrics, artifacts, logged models, the registry."""
