@@ -248,8 +248,11 @@ class TreeSubscription:
         return sum(len(rg.workspaces) for rg in self.resource_groups)
 
 
-def tenancy_tree(user: User) -> list[TreeSubscription]:
-    """Everything the user can see, as subscriptions › resource groups › workspaces."""
+def tenancy_tree(user: User, subscription_id: UUID | None = None) -> list[TreeSubscription]:
+    """Everything the user can see, as subscriptions › resource groups › workspaces.
+
+    With subscription_id, only that subscription's branch is read.
+    """
     if not user.is_authenticated or not user.is_active:
         return []
     memberships = list(Membership.objects.filter(user=user))
@@ -257,18 +260,22 @@ def tenancy_tree(user: User) -> list[TreeSubscription]:
     rg_roles = {m.resource_group_id: m.role for m in memberships if m.resource_group_id}
     ws_roles = {m.workspace_id: m.role for m in memberships if m.workspace_id}
 
-    workspaces = list(visible_workspaces(user).annotate(member_count=Count("memberships")))
-    if user.is_superuser:
-        rgs = ResourceGroup.objects.select_related("subscription")
-        subs = Subscription.objects.all()
-    else:
-        rgs = ResourceGroup.objects.select_related("subscription").filter(
+    workspaces = visible_workspaces(user).annotate(member_count=Count("memberships"))
+    rgs = ResourceGroup.objects.select_related("subscription")
+    subs = Subscription.objects.all()
+    if subscription_id is not None:
+        workspaces = workspaces.filter(resource_group__subscription_id=subscription_id)
+        rgs = rgs.filter(subscription_id=subscription_id)
+        subs = subs.filter(pk=subscription_id)
+    workspaces = list(workspaces)
+    if not user.is_superuser:
+        rgs = rgs.filter(
             Q(pk__in=rg_roles.keys())
             | Q(subscription_id__in=sub_roles.keys())
             | Q(pk__in={ws.resource_group_id for ws in workspaces})
         )
         rgs = list(rgs)
-        subs = Subscription.objects.filter(
+        subs = subs.filter(
             Q(pk__in=sub_roles.keys()) | Q(pk__in={rg.subscription_id for rg in rgs})
         )
 

@@ -30,6 +30,7 @@ from portal.models import (
     TokenScope,
     Workspace,
 )
+from portal.selectors import role_for, scope_chain
 
 TOKEN_PREFIX = "mls_"  # noqa: S105 - a public marker, not a secret
 # last_used_at is a convenience, not a log: write it at most this often so that
@@ -54,8 +55,6 @@ def _check(validator: Callable[[Any], None], value: Any, field: str) -> None:
 def audit_record(
     *, actor: AbstractBaseUser | None, action: str, target: Model, changes: dict | None = None
 ) -> AuditEntry:
-    from portal.selectors import scope_chain
-
     if isinstance(target, Membership):
         scope = target.scope
     elif isinstance(target, Subscription | ResourceGroup | Workspace):
@@ -315,11 +314,8 @@ def token_create(
         raise InvalidParameter(f"scope: must be one of {', '.join(TokenScope.values)}")
     if expires_in is not None and expires_in <= 0:
         raise InvalidParameter("expires_in: must be a positive number of seconds.")
-    if workspace is not None:
-        from portal.selectors import role_for
-
-        if role_for(user, workspace) is None:
-            raise NotFound("Workspace not found")
+    if workspace is not None and role_for(user, workspace) is None:
+        raise NotFound("Workspace not found")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user,

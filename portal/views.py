@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from portal import forms, selectors, services
-from portal.errors import InvalidParameter, PermissionDenied, StudioError
+from portal.errors import InvalidParameter, NotFound, PermissionDenied, StudioError
 from portal.models import Membership, ResourceGroup, Role, Subscription, Workspace
 from portal.selectors import Access
 
@@ -97,7 +97,7 @@ def subscription_create(request: HttpRequest) -> HttpResponse:
 def subscription_detail(request: HttpRequest, subscription_id) -> HttpResponse:
     access = _resolve(request, subscription_id=subscription_id)
     sub = access.obj
-    tree = [node for node in selectors.tenancy_tree(request.user) if node.subscription.id == sub.id]
+    tree = selectors.tenancy_tree(request.user, subscription_id=sub.id)
     return render(
         request,
         "portal/subscription.html",
@@ -165,7 +165,7 @@ def resource_group_detail(
     rg = access.obj
     workspaces = [
         node
-        for sub in selectors.tenancy_tree(request.user)
+        for sub in selectors.tenancy_tree(request.user, subscription_id=rg.subscription_id)
         for group in sub.resource_groups
         if group.resource_group.id == rg.id
         for node in group.workspaces
@@ -383,7 +383,7 @@ def membership_change(request: HttpRequest, membership_id: int) -> HttpResponse:
     scope = membership.scope
     access = selectors.Access(scope, selectors.role_for(request.user, scope))
     if access.role is None:
-        raise selectors.NotFound("Membership not found")
+        raise NotFound("Membership not found")
     if not access.can_manage:
         raise PermissionDenied("Only owners manage access.")
     back = _members_url(scope)

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import selectors, services
+from portal.errors import PermissionDenied
 from portal.models import ApiToken, Role
 
 
@@ -71,8 +72,6 @@ class TrackingTokenView(APIView):
         token = _token(request)
         if token is not None and token.kind == "tracking":
             # A tracking token renewing itself would make it immortal.
-            from portal.errors import PermissionDenied
-
             raise PermissionDenied("A tracking token cannot mint tracking tokens.")
         access = selectors.workspace_access(
             user=request.user,
