@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install install-test lint format system-deps clean
+.PHONY: run test install install-test lint format system-deps clean bench
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,8 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
+	test -x var/node/node_modules/.bin/azurite-blob || ! command -v npm >/dev/null || \
+		npm install --no-save --silent --prefix var/node azurite@3
 
 ## Install, migrate, create the first admin, serve on http://127.0.0.1:$(PORT) with a worker.
 run: install
@@ -38,6 +40,12 @@ lint: install-test
 format: install-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+## Benchmark our tracking server against `mlflow server` on the local PostgreSQL;
+## prints the table and writes var/bench/last.md. `make bench BENCH_ARGS=--quick` for a smoke test.
+bench: install
+	pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | tail -1) main start
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 ## System packages the browser tests need (Debian; run as root).
 system-deps:

@@ -22,12 +22,31 @@ class AuditedAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj) -> None:
         services.audit_record(actor=request.user, action="delete", target=obj)
+        _purge_metric_points([obj])
         super().delete_model(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset) -> None:
         for obj in queryset:
             services.audit_record(actor=request.user, action="delete", target=obj)
+        _purge_metric_points(list(queryset))
         super().delete_queryset(request, queryset)
+
+
+def _purge_metric_points(objects: list) -> None:
+    """Metric points are deleted in bulk ahead of the cascade (they carry no foreign key)."""
+    from tracking.models import Run
+    from tracking.services.purge import metric_points_purge
+
+    for obj in objects:
+        if isinstance(obj, Workspace):
+            runs = Run.objects.filter(workspace=obj)
+        elif isinstance(obj, ResourceGroup):
+            runs = Run.objects.filter(workspace__resource_group=obj)
+        elif isinstance(obj, Subscription):
+            runs = Run.objects.filter(workspace__resource_group__subscription=obj)
+        else:
+            continue
+        metric_points_purge(runs=runs)
 
 
 class MembershipInline(admin.TabularInline):

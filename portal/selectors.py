@@ -362,7 +362,7 @@ def tracking_uri(workspace: Workspace, base: str) -> str:
 
 def storage_label(artifact_root: str) -> str:
     """Where artifacts live, as users may see it: a Blob URL, never a server path."""
-    if artifact_root.startswith("https://"):
+    if artifact_root.startswith(("https://", "http://")):
         return artifact_root.split("?", 1)[0]
     return "local"
 

@@ -167,7 +167,7 @@ def resource_group_update(
 
 def default_artifact_root(workspace: Workspace) -> str:
     root = settings.ARTIFACT_ROOT
-    if root.startswith("https://"):
+    if root.startswith(("https://", "http://")):
         base, _, query = root.partition("?")
         return f"{base.rstrip('/')}/{workspace.id}" + (f"?{query}" if query else "")
     return str(Path(root) / str(workspace.id))

@@ -213,15 +213,42 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 # --- Artifacts ------------------------------------------------------------
 
-# A local folder or an Azure Blob container URL (https://<account>.blob.core.windows.net/<container>).
+# A local folder, or an Azure Blob container URL (+ optional prefix):
+# https://<account>.blob.core.windows.net/<container>[/<prefix>]. Plain http is for
+# Azurite on a development machine (http://127.0.0.1:10000/devstoreaccount1/<container>).
+# Each workspace gets `<ARTIFACT_ROOT>/<workspace id>`.
 ARTIFACT_ROOT = env_str("ARTIFACT_ROOT") or str(DATA_DIR / "artifacts")
-_artifact_scheme = urlparse(ARTIFACT_ROOT).scheme
-if _artifact_scheme in {"", "file"}:
-    ARTIFACT_ROOT = str(Path(urlparse(ARTIFACT_ROOT).path if _artifact_scheme else ARTIFACT_ROOT))
+_artifact_url = urlparse(ARTIFACT_ROOT)
+if _artifact_url.scheme in {"", "file"}:
+    ARTIFACT_ROOT = str(Path(_artifact_url.path if _artifact_url.scheme else ARTIFACT_ROOT))
     if not Path(ARTIFACT_ROOT).is_absolute():
         ARTIFACT_ROOT = str((BASE_DIR / ARTIFACT_ROOT).resolve())
-elif _artifact_scheme != "https":
-    raise ImproperlyConfigured("ARTIFACT_ROOT must be a local folder or an https:// Blob URL")
+elif _artifact_url.scheme in {"http", "https"}:
+    if not _artifact_url.hostname or _artifact_url.username or _artifact_url.password:
+        raise ImproperlyConfigured("ARTIFACT_ROOT must be a Blob container URL with a host")
+    # Host style (<account>.blob.<suffix>/<container>) or path style, as Azurite
+    # serves it (<host>:<port>/<account>/<container>).
+    _blob_segments = [s for s in _artifact_url.path.split("/") if s]
+    if len(_blob_segments) < (1 if ".blob." in _artifact_url.hostname else 2):
+        raise ImproperlyConfigured("ARTIFACT_ROOT must be a Blob URL that names a container")
+    _loopback = _artifact_url.hostname in {"localhost", "127.0.0.1", "::1"}
+    if _artifact_url.scheme == "http" and not (DEBUG or _loopback):
+        raise ImproperlyConfigured(
+            "ARTIFACT_ROOT must be an https:// Blob URL in production (http is for Azurite)"
+        )
+    ARTIFACT_ROOT = ARTIFACT_ROOT.rstrip("/")
+else:
+    raise ImproperlyConfigured(
+        "ARTIFACT_ROOT must be a local folder or an http(s):// Blob container URL"
+    )
+
+# Credentials for Blob artifact roots: a connection string (account key or SAS), else
+# DefaultAzureCredential (managed identity, environment, Azure CLI). A SAS in the
+# ARTIFACT_ROOT query string takes precedence over both.
+AZURE_STORAGE_CONNECTION_STRING = env_str("AZURE_STORAGE_CONNECTION_STRING")
+
+# The largest artifact one upload may send (bytes); larger ones are refused with 413.
+ARTIFACT_MAX_UPLOAD_BYTES = env_int("ARTIFACT_MAX_UPLOAD_BYTES", 5 * 1024**3, minimum=1)
 
 # --- Celery ---------------------------------------------------------------
 
@@ -297,5 +324,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The Azure SDK logs every storage request at INFO.
+        "azure": {"level": "WARNING"},
+    },
 }

@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from portal import views
+from tracking.api.urls import mlflow_dispatch
 
 SUB = "subscriptions/<uuid:subscription_id>"
 RG = f"{SUB}/resourceGroups/<str:resource_group>"
@@ -42,5 +43,6 @@ urlpatterns = [
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/<uuid:token_id>/revoke/", views.token_revoke, name="token-revoke"),
     path("api/v1/", include("portal.api.urls")),
+    path(f"mlflow/v1.0/{WS}/<path:rest>", mlflow_dispatch, name="mlflow"),
     path("admin/", admin.site.urls),
 ]

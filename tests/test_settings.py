@@ -102,3 +102,85 @@ def test_embedded_defaults(tmp_path):
     engine, broker, artifacts, eager = result.stdout.strip().splitlines()[-1].split()
     assert engine.endswith("sqlite3") and broker == "filesystem://" and eager == "False"
     assert artifacts == str(tmp_path / "artifacts")
+
+
+def _print_settings(tmp_path, *names: str, **env: str) -> list[str]:
+    """The values of settings as a process started with this environment has them."""
+    code = "from django.conf import settings as s;" + ";".join(
+        f"print('setting:' + str(s.{name}))" for name in names
+    )
+    result = manage(tmp_path, "shell", "-c", code, **env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    return [line.removeprefix("setting:") for line in lines if line.startswith("setting:")]
+
+
+@pytest.mark.parametrize(
+    "root",
+    [
+        "https://acct.blob.core.windows.net/artifacts",
+        "https://acct.blob.core.windows.net/artifacts/studio/prefix",
+        "http://127.0.0.1:10000/devstoreaccount1/artifacts",
+        "http://devstoreaccount1.blob.localhost:10000/artifacts/",
+    ],
+)
+def test_artifact_root_accepts_blob_container_urls(tmp_path, root):
+    assert _print_settings(tmp_path, "ARTIFACT_ROOT", ARTIFACT_ROOT=root) == [root.rstrip("/")]
+
+
+def test_artifact_root_file_url_and_relative_folder(tmp_path):
+    target = tmp_path / "store"
+    assert _print_settings(tmp_path, "ARTIFACT_ROOT", ARTIFACT_ROOT=f"file://{target}") == [
+        str(target)
+    ]
+    assert _print_settings(tmp_path, "ARTIFACT_ROOT", ARTIFACT_ROOT="var/x") == [
+        str(ROOT / "var" / "x")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("root", "message"),
+    [
+        ("https://acct.blob.core.windows.net", "names a container"),
+        ("https://acct.blob.core.windows.net/", "names a container"),
+        ("http://127.0.0.1:10000/devstoreaccount1", "names a container"),
+        ("https:///container", "with a host"),
+        ("https://user:secret@acct.blob.core.windows.net/c", "with a host"),
+        ("s3://bucket/prefix", "ARTIFACT_ROOT must be a local folder or an http(s)://"),
+    ],
+)
+def test_artifact_root_refuses_bad_blob_urls(tmp_path, root, message):
+    result = manage(tmp_path, "check", ARTIFACT_ROOT=root)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and message in result.stderr
+
+
+def test_plain_http_blob_root_is_for_development_only(tmp_path):
+    production = {**PRODUCTION, "SECRET_KEY": secrets.token_urlsafe(64)}
+    result = manage(
+        tmp_path, "check", ARTIFACT_ROOT="http://storage.example.com/acct/c", **production
+    )
+    assert result.returncode != 0
+    assert "must be an https:// Blob URL in production" in result.stderr
+    azurite = "http://127.0.0.1:10000/devstoreaccount1/artifacts"
+    assert manage(tmp_path, "check", ARTIFACT_ROOT=azurite, **production).returncode == 0
+
+
+def test_artifact_storage_settings_from_the_environment(tmp_path):
+    conn = "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=k;EndpointSuffix=x"
+    assert _print_settings(
+        tmp_path,
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "ARTIFACT_MAX_UPLOAD_BYTES",
+        AZURE_STORAGE_CONNECTION_STRING="",
+        ARTIFACT_MAX_UPLOAD_BYTES="",
+    ) == ["", str(5 * 1024**3)]
+    assert _print_settings(
+        tmp_path,
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "ARTIFACT_MAX_UPLOAD_BYTES",
+        AZURE_STORAGE_CONNECTION_STRING=conn,
+        ARTIFACT_MAX_UPLOAD_BYTES="1048576",
+    ) == [conn, "1048576"]
+    result = manage(tmp_path, "check", ARTIFACT_MAX_UPLOAD_BYTES="lots")
+    assert "ARTIFACT_MAX_UPLOAD_BYTES must be an integer" in result.stderr

@@ -1,0 +1,369 @@
+"""The MLflow REST protocol, per workspace: routing, authentication, access, errors.
+
+Every workspace's tracking URI is
+`/mlflow/v1.0/subscriptions/<id>/resourceGroups/<rg>/workspaces/<ws>`; the client
+appends `/api/2.0/mlflow/...` (and `/api/2.0/mlflow-artifacts/...`, `/api/3.0/...`).
+One Django view receives all of it, resolves the workspace and the caller's role
+once, and hands a `Call` to the handler registered for (method, path) with `route`.
+
+Handlers stay thin: read arguments off the `Call`, call a service or selector,
+return a dict (sent as JSON) or an HttpResponse (streams, artifacts).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from django.contrib.auth import authenticate
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.views.decorators.csrf import csrf_exempt
+from mlflow.exceptions import MlflowException
+
+from portal.errors import InvalidParameter, PermissionDenied, StudioError, Unauthenticated
+from portal.models import ApiToken, Role, Workspace, role_at_least
+from portal.selectors import workspace_access
+from portal.services import token_authenticate
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["Call"], "dict | HttpResponse"]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: str
+    handler: Handler
+    write: bool
+    raw: bool
+
+
+_STATIC: dict[tuple[str, str], Route] = {}
+_DYNAMIC: list[tuple[re.Pattern[str], Route]] = []
+_PARAM = re.compile(r"<(?:(path):)?(\w+)>")
+
+
+def route(method: str, pattern: str, *, write: bool = False, raw: bool = False):
+    """Register a handler for `api/<pattern>`, e.g. ("POST", "2.0/mlflow/runs/create").
+
+    `write` routes need the contributor role; the rest need reader. `raw` handlers
+    read the request body themselves (artifact uploads stream it)."""
+
+    def register(handler: Handler) -> Handler:
+        entry = Route(method, pattern, handler, write, raw)
+        if "<" not in pattern:
+            _STATIC[(method, pattern)] = entry
+        else:
+            regex = _PARAM.sub(
+                lambda m: f"(?P<{m[2]}>.+)" if m[1] else f"(?P<{m[2]}>[^/]+)", pattern
+            )
+            _DYNAMIC.append((re.compile(f"^{regex}$"), entry))
+        return handler
+
+    return register
+
+
+def _resolve(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
+    """(route, path arguments, whether the path exists under another method)."""
+    found = _STATIC.get((method, path))
+    if found:
+        return found, {}, True
+    other_method = any(p == path for (_, p) in _STATIC)
+    for regex, entry in _DYNAMIC:
+        match = regex.match(path)
+        if match:
+            if entry.method == method:
+                return entry, match.groupdict(), True
+            other_method = True
+    return None, {}, other_method
+
+
+# --- Arguments -----------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    """One protocol request, resolved: who, where, with what arguments."""
+
+    request: HttpRequest
+    workspace: Workspace
+    user: Any
+    token: ApiToken | None
+    role: str
+    data: dict[str, Any]
+    args: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def username(self) -> str:
+        return self.user.get_username() if self.user.is_authenticated else ""
+
+    def has(self, name: str) -> bool:
+        return self.data.get(name) not in (None, "")
+
+    def str(self, name: str, *, required: bool = False, default: str = "") -> str:
+        value = self.data.get(name)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value is None or value == "":
+            if required:
+                raise missing(name)
+            return default
+        if not isinstance(value, str):
+            raise InvalidParameter(
+                f"Invalid value {value!r} for parameter '{name}': expected a string"
+            )
+        return value
+
+    def int(self, name: str, *, required: bool = False, default: int | None = None) -> int | None:
+        value = self.data.get(name)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value is None or value == "":
+            if required:
+                raise missing(name)
+            return default
+        return as_int(value, name)
+
+    def bool(self, name: str, default: bool = False) -> bool:
+        value = self.data.get(name)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise InvalidParameter(
+            f"Invalid value {value!r} for parameter '{name}': expected a boolean"
+        )
+
+    def list(self, name: str) -> list[Any]:
+        value = self.data.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            value = [value]
+        return value
+
+    def str_list(self, name: str) -> list[str]:
+        values = self.list(name)
+        for value in values:
+            if not isinstance(value, str):
+                raise InvalidParameter(
+                    f"Invalid value {value!r} for parameter '{name}': expected strings"
+                )
+        return values
+
+    def dicts(self, name: str) -> list[dict[str, Any]]:
+        values = self.list(name)
+        for value in values:
+            if not isinstance(value, dict):
+                raise InvalidParameter(f"Invalid value for parameter '{name}': expected objects")
+        return values
+
+
+def _bad(name: str, value: Any, expected: str) -> InvalidParameter:
+    return InvalidParameter(
+        f"Invalid value {str(value)[:100]!r} for parameter '{name}': expected {expected}."
+    )
+
+
+def missing(name: str) -> InvalidParameter:
+    return InvalidParameter(f"Missing value for required parameter '{name}'.")
+
+
+def as_int(value: Any, name: str) -> int:
+    """An int64 from JSON: protobuf's JSON writes them as numbers or as strings."""
+    if isinstance(value, bool):
+        raise InvalidParameter(
+            f"Invalid value {value!r} for parameter '{name}': expected an integer"
+        )
+    if isinstance(value, int):
+        result = value
+    elif (isinstance(value, str) and re.fullmatch(r"-?\d{1,19}", value.strip())) or (
+        isinstance(value, float) and value.is_integer()
+    ):
+        result = int(value)
+    else:
+        raise InvalidParameter(
+            f"Invalid value {value!r} for parameter '{name}': expected an integer"
+        )
+    if not -(2**63) <= result < 2**63:
+        raise InvalidParameter(f"Value {value!r} for parameter '{name}' is out of the int64 range")
+    return result
+
+
+_FLOAT_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def as_float(value: Any, name: str) -> float:
+    """A double from JSON; protobuf's JSON writes NaN and ±inf as strings."""
+    if isinstance(value, bool):
+        raise InvalidParameter(f"Invalid value {value!r} for parameter '{name}': expected a number")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        if value in _FLOAT_WORDS:
+            return _FLOAT_WORDS[value]
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise InvalidParameter(f"Invalid value {value!r} for parameter '{name}': expected a number")
+
+
+def json_float(value: float | None, is_nan: bool = False) -> float | str | None:
+    """A double as protobuf's JSON writes it: NaN and ±inf as strings."""
+    if is_nan:
+        return "NaN"
+    if value is None:
+        return None
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if math.isnan(value):
+        return "NaN"
+    return value
+
+
+# --- Authentication ------------------------------------------------------------------
+
+
+def _authenticate(request: HttpRequest) -> tuple[Any, ApiToken | None]:
+    """Bearer token (MLFLOW_TRACKING_TOKEN), Basic (MLFLOW_TRACKING_USERNAME/PASSWORD,
+    where the password may be a token), or the browser session."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    value = value.strip()
+    if scheme == "bearer" and value:
+        token = token_authenticate(value)
+        if token is None:
+            raise Unauthenticated("The token is invalid, expired or revoked.")
+        return token.user, token
+    if scheme == "basic" and value:
+        try:
+            username, _, password = base64.b64decode(value).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise Unauthenticated("Malformed Basic credentials.") from None
+        if password.startswith("mls_"):
+            token = token_authenticate(password)
+            if token is None or token.user.get_username() != username:
+                raise Unauthenticated("The token is invalid, expired or revoked.")
+            return token.user, token
+        user = authenticate(request, username=username, password=password)
+        if user is None:
+            raise Unauthenticated("Invalid username or password.")
+        return user, None
+    if header:
+        raise Unauthenticated("Unsupported Authorization header; use a Bearer token.")
+    if request.user.is_authenticated:
+        return request.user, None
+    raise Unauthenticated(
+        "Authentication required: set MLFLOW_TRACKING_TOKEN to an ML Studio token."
+    )
+
+
+# --- Responses ----------------------------------------------------------------------
+
+
+def json_response(payload: Any, status: int = 200) -> HttpResponse:
+    return HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
+
+
+def error_response(code: str, message: str, status: int) -> HttpResponse:
+    response = json_response({"error_code": code, "message": message}, status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="mlstudio"'
+    return response
+
+
+def _parse_body(request: HttpRequest) -> dict[str, Any]:
+    content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    body = request.body  # raises RequestDataTooBig past DATA_UPLOAD_MAX_MEMORY_SIZE
+    if not body.strip():
+        return {}
+    if content_type != "application/json":
+        raise InvalidParameter("Bad request: Content-Type must be application/json.")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidParameter("Bad request: the body is not valid JSON.") from None
+    if isinstance(data, str):  # some older clients double-encode
+        try:
+            data = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise InvalidParameter("Bad request: the body is not a JSON object.") from None
+    if not isinstance(data, dict):
+        raise InvalidParameter("Bad request: the body must be a JSON object.")
+    return data
+
+
+def _query_dict(request: HttpRequest) -> dict[str, Any]:
+    return {key: values if len(values) > 1 else values[0] for key, values in request.GET.lists()}
+
+
+@csrf_exempt
+def dispatch(
+    request: HttpRequest, subscription_id, resource_group: str, workspace: str, rest: str
+) -> HttpResponse:
+    """The single entry point of a workspace's MLflow protocol."""
+    try:
+        if not rest.startswith("api/"):
+            raise _endpoint_not_found(request.method, rest)
+        path = rest[4:]
+        entry, args, path_known = _resolve(request.method, path)
+        if entry is None:
+            if path_known:
+                return error_response(
+                    "ENDPOINT_NOT_FOUND", f"Method {request.method} is not allowed here.", 405
+                )
+            raise _endpoint_not_found(request.method, rest)
+        user, token = _authenticate(request)
+        access = workspace_access(
+            user=user,
+            subscription_id=subscription_id,
+            resource_group=resource_group,
+            workspace=workspace,
+            min_role=Role.READER,
+            token=token,
+        )
+        if entry.write and not role_at_least(access.role, Role.CONTRIBUTOR):
+            raise PermissionDenied("This needs the contributor role on the workspace.")
+        if entry.raw or request.method in ("GET", "HEAD"):
+            data = _query_dict(request)
+        else:
+            data = _parse_body(request)
+        call = Call(request, access.obj, user, token, access.role, data, args)
+        result = entry.handler(call)
+        return result if isinstance(result, HttpResponseBase) else json_response(result)
+    except StudioError as exc:
+        return error_response(exc.code, exc.message, exc.http_status)
+    except MlflowException as exc:
+        return error_response(exc.error_code, exc.message, exc.get_http_status_code())
+    except RequestDataTooBig:
+        return error_response(
+            "REQUEST_LIMIT_EXCEEDED", "The request body is larger than this server accepts.", 413
+        )
+    except Exception:
+        log.exception("MLflow protocol request failed: %s %s", request.method, rest)
+        return error_response("INTERNAL_ERROR", "The server failed to handle this request.", 500)
+
+
+class EndpointNotFound(StudioError):
+    code = "ENDPOINT_NOT_FOUND"
+    http_status = 404
+
+
+def _endpoint_not_found(method: str, rest: str) -> EndpointNotFound:
+    return EndpointNotFound(f"No MLflow endpoint {method} /{rest} on this server.")

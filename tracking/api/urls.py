@@ -1,0 +1,11 @@
+"""Loads every module that registers MLflow protocol routes, and exposes the one view."""
+
+from tracking.api import (  # noqa: F401  (importing registers the routes)
+    artifacts,
+    experiments,
+    metrics,
+    runs,
+)
+from tracking.api.protocol import dispatch as mlflow_dispatch
+
+__all__ = ["mlflow_dispatch"]

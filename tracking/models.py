@@ -1,1 +1,0 @@
-"""Tracking models: experiments, runs, metrics, artifacts, logged models, the registry."""

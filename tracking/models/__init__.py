@@ -1,0 +1,58 @@
+"""Tracking models: experiments, runs, metrics, datasets, logged models, the registry.
+
+Times are integer milliseconds since the epoch, as MLflow has them, so the
+protocol layer passes them through untouched. Every row belongs to one
+workspace, directly or through its experiment or run; every read filters by it.
+"""
+
+from tracking.models.experiments import (
+    Dataset,
+    Experiment,
+    ExperimentTag,
+    LatestMetric,
+    LifecycleStage,
+    MetricPoint,
+    Param,
+    Run,
+    RunInput,
+    RunStatus,
+    RunTag,
+)
+from tracking.models.logged_models import (
+    LoggedModel,
+    LoggedModelMetric,
+    LoggedModelParam,
+    LoggedModelTag,
+    RunOutput,
+)
+from tracking.models.registry import (
+    ModelVersion,
+    ModelVersionTag,
+    RegisteredModel,
+    RegisteredModelAlias,
+    RegisteredModelTag,
+)
+
+__all__ = [
+    "Dataset",
+    "Experiment",
+    "ExperimentTag",
+    "LatestMetric",
+    "LifecycleStage",
+    "LoggedModel",
+    "LoggedModelMetric",
+    "LoggedModelParam",
+    "LoggedModelTag",
+    "MetricPoint",
+    "ModelVersion",
+    "ModelVersionTag",
+    "Param",
+    "RegisteredModel",
+    "RegisteredModelAlias",
+    "RegisteredModelTag",
+    "Run",
+    "RunInput",
+    "RunOutput",
+    "RunStatus",
+    "RunTag",
+]

@@ -1,1 +1,0 @@
-"""Reads of the tracking app shared by pages and APIs."""

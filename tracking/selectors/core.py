@@ -1,0 +1,44 @@
+"""Lookups by id within a workspace."""
+
+from __future__ import annotations
+
+from portal.errors import NotFound
+from portal.models import Workspace
+from tracking.models import Experiment, Run
+
+
+def _int_id(value: str | int) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < 2**63 else None
+
+
+def experiment_get(*, workspace: Workspace, experiment_id: str | int) -> Experiment:
+    """The workspace's experiment with this id (active or deleted), or RESOURCE_DOES_NOT_EXIST."""
+    pk = _int_id(experiment_id)
+    experiment = (
+        Experiment.objects.filter(workspace=workspace, pk=pk).first() if pk is not None else None
+    )
+    if experiment is None:
+        raise NotFound(f"No Experiment with id={experiment_id} exists")
+    return experiment
+
+
+def experiment_get_by_name(*, workspace: Workspace, name: str) -> Experiment:
+    experiment = Experiment.objects.filter(workspace=workspace, name=name).first()
+    if experiment is None:
+        raise NotFound(f"Could not find experiment with name '{name}'")
+    return experiment
+
+
+def run_get(*, workspace: Workspace, run_id: str, for_update: bool = False) -> Run:
+    """The workspace's run with this id (active or deleted), or RESOURCE_DOES_NOT_EXIST."""
+    runs = Run.objects.filter(workspace=workspace, run_uuid=run_id)
+    if for_update:
+        runs = runs.select_for_update()
+    run = runs.first() if isinstance(run_id, str) and run_id else None
+    if run is None:
+        raise NotFound(f"Run with id={run_id} not found")
+    return run

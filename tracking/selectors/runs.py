@@ -1,0 +1,117 @@
+"""Runs rendered as MLflow's JSON, in bulk: one query per relation for a whole page."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from tracking.api.protocol import json_float
+from tracking.models import (
+    Experiment,
+    ExperimentTag,
+    LatestMetric,
+    Param,
+    Run,
+    RunInput,
+    RunTag,
+)
+
+
+def run_info_json(run: Run) -> dict[str, Any]:
+    info = {
+        "run_id": run.run_uuid,
+        "run_uuid": run.run_uuid,
+        "run_name": run.name,
+        "experiment_id": str(run.experiment_id),
+        "user_id": run.user_id,
+        "status": run.status,
+        "start_time": run.start_time,
+        "artifact_uri": run.artifact_uri,
+        "lifecycle_stage": run.lifecycle_stage,
+    }
+    if run.end_time is not None:
+        info["end_time"] = run.end_time
+    return info
+
+
+def _model_outputs(run_pks: list[int]) -> dict[int, list[dict]]:
+    try:
+        from tracking.selectors.logged_models import run_outputs
+    except ImportError:
+        return {}
+    return run_outputs(run_pks)
+
+
+def runs_json(runs: list[Run]) -> list[dict[str, Any]]:
+    """Full run objects (info, data, inputs, outputs) for a list of runs, in its order."""
+    if not runs:
+        return []
+    pks = [run.pk for run in runs]
+    metrics: dict[int, list] = defaultdict(list)
+    for run_id, key, value, timestamp, step, is_nan in LatestMetric.objects.filter(
+        run_id__in=pks
+    ).values_list("run_id", "key", "value", "timestamp", "step", "is_nan"):
+        metrics[run_id].append(
+            {"key": key, "value": json_float(value, is_nan), "timestamp": timestamp, "step": step}
+        )
+    params: dict[int, list] = defaultdict(list)
+    for run_id, key, value in Param.objects.filter(run_id__in=pks).values_list(
+        "run_id", "key", "value"
+    ):
+        params[run_id].append({"key": key, "value": value})
+    tags: dict[int, list] = defaultdict(list)
+    for run_id, key, value in RunTag.objects.filter(run_id__in=pks).values_list(
+        "run_id", "key", "value"
+    ):
+        tags[run_id].append({"key": key, "value": value})
+    inputs: dict[int, list] = defaultdict(list)
+    for item in RunInput.objects.filter(run_id__in=pks).select_related("dataset"):
+        d = item.dataset
+        dataset = {"name": d.name, "digest": d.digest, "source_type": d.source_type}
+        dataset["source"] = d.source
+        if d.schema:
+            dataset["schema"] = d.schema
+        if d.profile:
+            dataset["profile"] = d.profile
+        inputs[item.run_id].append({"tags": item.tags, "dataset": dataset})
+    outputs = _model_outputs(pks)
+    result = []
+    for run in runs:
+        entry: dict[str, Any] = {
+            "info": run_info_json(run),
+            "data": {
+                "metrics": metrics.get(run.pk, []),
+                "params": params.get(run.pk, []),
+                "tags": tags.get(run.pk, []),
+            },
+            "inputs": {"dataset_inputs": inputs.get(run.pk, [])},
+        }
+        if outputs.get(run.pk):
+            entry["outputs"] = {"model_outputs": outputs[run.pk]}
+        result.append(entry)
+    return result
+
+
+def runs_by_pks(pks: list[int]) -> list[Run]:
+    by_pk = {run.pk: run for run in Run.objects.filter(pk__in=pks)}
+    return [by_pk[pk] for pk in pks if pk in by_pk]
+
+
+def experiments_json(experiments: list[Experiment]) -> list[dict[str, Any]]:
+    tags: dict[int, list] = defaultdict(list)
+    for exp_id, key, value in ExperimentTag.objects.filter(
+        experiment_id__in=[e.pk for e in experiments]
+    ).values_list("experiment_id", "key", "value"):
+        tags[exp_id].append({"key": key, "value": value})
+    return [
+        {
+            "experiment_id": str(e.pk),
+            "name": e.name,
+            "artifact_location": e.artifact_location,
+            "lifecycle_stage": e.lifecycle_stage,
+            "last_update_time": e.last_update_time,
+            "creation_time": e.creation_time,
+            "tags": tags.get(e.pk, []),
+        }
+        for e in experiments
+    ]

@@ -1,1 +1,0 @@
-"""Writes of the tracking app (services named <entity>_<action>)."""

@@ -1,0 +1,169 @@
+"""Experiment writes: create, rename, delete/restore, tags."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import unquote
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from mlflow.utils.validation import (
+    MAX_EXPERIMENT_NAME_LENGTH,
+    _validate_experiment_name,
+    _validate_experiment_tag,
+)
+
+from portal.errors import AlreadyExists, InvalidParameter
+from portal.models import Workspace
+from tracking.models import Experiment, ExperimentTag, LifecycleStage, Run
+
+DEFAULT_EXPERIMENT_NAME = "Default"
+ARTIFACT_SCHEME = "mlflow-artifacts:"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def validate_workspace_artifact_uri(uri: str, what: str = "artifact_location") -> str:
+    """Only locations inside the workspace's own artifact store are accepted: the proxied
+    `mlflow-artifacts:/<relative path>` form. Clients cannot point at file://, other
+    hosts or a path that climbs out."""
+    if not uri.startswith(ARTIFACT_SCHEME + "/") or uri.startswith(ARTIFACT_SCHEME + "//"):
+        raise InvalidParameter(
+            f"{what} must be an 'mlflow-artifacts:/...' location inside this workspace; "
+            f"got '{uri[:200]}'."
+        )
+    path = uri[len(ARTIFACT_SCHEME) :]
+    decoded = path
+    for _ in range(5):
+        step = unquote(decoded)
+        if step == decoded:
+            break
+        decoded = step
+    parts = decoded.split("/")
+    if "\\" in decoded or any(p in ("..", ".") for p in parts) or "\x00" in decoded:
+        raise InvalidParameter(f"{what} must not contain '..', '.', or backslashes.")
+    return uri.rstrip("/")
+
+
+def experiment_create(
+    *,
+    workspace: Workspace,
+    name: str,
+    artifact_location: str = "",
+    tags: list[tuple[str, str]] | None = None,
+    actor=None,
+) -> Experiment:
+    _validate_experiment_name(name)
+    for key, value in tags or []:
+        _validate_experiment_tag(key, value)
+    if artifact_location:
+        artifact_location = validate_workspace_artifact_uri(artifact_location)
+    now = now_ms()
+    try:
+        with transaction.atomic():
+            experiment = Experiment.objects.create(
+                workspace=workspace,
+                name=name,
+                artifact_location=artifact_location or "pending",
+                creation_time=now,
+                last_update_time=now,
+                created_by=actor if getattr(actor, "is_authenticated", False) else None,
+            )
+            if not artifact_location:
+                experiment.artifact_location = f"{ARTIFACT_SCHEME}/{experiment.pk}"
+                experiment.save(update_fields=["artifact_location"])
+            if tags:
+                ExperimentTag.objects.bulk_create(
+                    [ExperimentTag(experiment=experiment, key=k, value=v) for k, v in tags]
+                )
+    except IntegrityError:
+        raise AlreadyExists(f"Experiment(name={name}) already exists.") from None
+    return experiment
+
+
+def default_experiment(*, workspace: Workspace) -> Experiment:
+    """The workspace's "Default" experiment, which MLflow clients call id 0."""
+    experiment = Experiment.objects.filter(
+        workspace=workspace, name=DEFAULT_EXPERIMENT_NAME
+    ).first()
+    if experiment is not None:
+        return experiment
+    try:
+        return experiment_create(workspace=workspace, name=DEFAULT_EXPERIMENT_NAME)
+    except AlreadyExists:
+        return Experiment.objects.get(workspace=workspace, name=DEFAULT_EXPERIMENT_NAME)
+
+
+def _require_active(experiment: Experiment) -> None:
+    if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+        raise InvalidParameter(
+            f"The experiment {experiment.pk} must be in the 'active' state. "
+            f"Current state is {experiment.lifecycle_stage}."
+        )
+
+
+def experiment_rename(*, experiment: Experiment, new_name: str) -> Experiment:
+    _validate_experiment_name(new_name)
+    _require_active(experiment)
+    if len(new_name) > MAX_EXPERIMENT_NAME_LENGTH:
+        raise InvalidParameter("new_name is too long")
+    try:
+        with transaction.atomic():
+            experiment.name = new_name
+            experiment.last_update_time = now_ms()
+            experiment.save(update_fields=["name", "last_update_time"])
+    except IntegrityError:
+        raise AlreadyExists(f"Experiment(name={new_name}) already exists.") from None
+    return experiment
+
+
+@transaction.atomic
+def experiment_delete(*, experiment: Experiment) -> Experiment:
+    """Soft delete: the experiment and its runs move to the deleted stage (restorable)."""
+    if experiment.lifecycle_stage == LifecycleStage.DELETED:
+        return experiment
+    stamp = timezone.now()
+    experiment.lifecycle_stage = LifecycleStage.DELETED
+    experiment.deleted_at = stamp
+    experiment.last_update_time = now_ms()
+    experiment.save(update_fields=["lifecycle_stage", "deleted_at", "last_update_time"])
+    Run.objects.filter(experiment=experiment, lifecycle_stage=LifecycleStage.ACTIVE).update(
+        lifecycle_stage=LifecycleStage.DELETED, deleted_at=stamp
+    )
+    return experiment
+
+
+@transaction.atomic
+def experiment_restore(*, experiment: Experiment) -> Experiment:
+    """Restores the experiment and the runs that were deleted with it."""
+    if experiment.lifecycle_stage == LifecycleStage.ACTIVE:
+        return experiment
+    stamp = experiment.deleted_at
+    experiment.lifecycle_stage = LifecycleStage.ACTIVE
+    experiment.deleted_at = None
+    experiment.last_update_time = now_ms()
+    experiment.save(update_fields=["lifecycle_stage", "deleted_at", "last_update_time"])
+    runs = Run.objects.filter(experiment=experiment, lifecycle_stage=LifecycleStage.DELETED)
+    if stamp is not None:
+        runs = runs.filter(deleted_at__gte=stamp)
+    runs.update(lifecycle_stage=LifecycleStage.ACTIVE, deleted_at=None)
+    return experiment
+
+
+def experiment_set_tag(*, experiment: Experiment, key: str, value: str) -> None:
+    _validate_experiment_tag(key, value)
+    _require_active(experiment)
+    ExperimentTag.objects.update_or_create(
+        experiment=experiment, key=key, defaults={"value": value}
+    )
+
+
+def experiment_delete_tag(*, experiment: Experiment, key: str) -> None:
+    _require_active(experiment)
+    deleted, _ = ExperimentTag.objects.filter(experiment=experiment, key=key).delete()
+    if not deleted:
+        from portal.errors import NotFound
+
+        raise NotFound(f"No tag with name: {key} in experiment with id {experiment.pk}")

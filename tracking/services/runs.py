@@ -1,0 +1,402 @@
+"""Run writes: create, update, delete/restore, params, tags, metrics, log-batch, inputs.
+
+Logging is the hot path. A log-batch is validated in Python once per distinct key,
+then written with a handful of set-based statements in one transaction: params
+(insert, then one read to detect changed values), tags (upsert), the latest-metric
+row per key (upsert that only moves forward), and the points (one multi-row
+insert that ignores exact duplicates). No ORM objects per point.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+from mlflow.utils.name_utils import _generate_random_name
+from mlflow.utils.validation import (
+    MAX_ENTITY_KEY_LENGTH,
+    MAX_PARAM_VAL_LENGTH,
+    MAX_TAG_VAL_LENGTH,
+    _validate_batch_log_limits,
+    _validate_metric_name,
+    _validate_param_keys_unique,
+    _validate_param_name,
+    _validate_tag_name,
+)
+
+from portal.errors import InvalidParameter
+from portal.models import Workspace
+from tracking.models import Experiment, LifecycleStage, Run, RunStatus
+from tracking.services.experiments import now_ms
+
+PARAM_TABLE = "tracking_param"
+TAG_TABLE = "tracking_runtag"
+SERIES_TABLE = "tracking_latestmetric"
+POINT_TABLE = "tracking_metricpoint"
+
+
+@dataclass(slots=True)
+class MetricIn:
+    key: str
+    value: float  # 0.0 when is_nan
+    is_nan: bool
+    timestamp: int
+    step: int
+    model_id: str = ""
+    dataset_name: str = ""
+    dataset_digest: str = ""
+
+
+def require_active(run: Run) -> None:
+    if run.lifecycle_stage != LifecycleStage.ACTIVE:
+        raise InvalidParameter(
+            f"The run {run.run_uuid} must be in the 'active' state. "
+            f"Current state is {run.lifecycle_stage}."
+        )
+
+
+def _check_key(key: Any, what: str, validator) -> str:
+    if not isinstance(key, str):
+        raise InvalidParameter(f"Invalid {what} key {key!r}: expected a string.")
+    validator(key)
+    if len(key) > MAX_ENTITY_KEY_LENGTH:
+        raise InvalidParameter(
+            f"{what} key '{key[:100]}' exceeds the maximum length of {MAX_ENTITY_KEY_LENGTH}."
+        )
+    return key
+
+
+def _text(value: Any, what: str, limit: int) -> str:
+    """MLflow truncates over-long param and tag values rather than refusing them."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        value = str(value)
+    return value[:limit]
+
+
+def clean_params(params: list[tuple[Any, Any]]) -> list[tuple[str, str]]:
+    cleaned = [
+        (_check_key(k, "Param", _validate_param_name), _text(v, "Param", MAX_PARAM_VAL_LENGTH))
+        for k, v in params
+    ]
+    _validate_param_keys_unique([_KeyOnly(k) for k, _ in cleaned])
+    return cleaned
+
+
+def clean_tags(tags: list[tuple[Any, Any]]) -> list[tuple[str, str]]:
+    cleaned: dict[str, str] = {}
+    for k, v in tags:  # the last value of a key in one batch wins
+        cleaned[_check_key(k, "Tag", _validate_tag_name)] = _text(v, "Tag", MAX_TAG_VAL_LENGTH)
+    return list(cleaned.items())
+
+
+@dataclass(slots=True)
+class _KeyOnly:
+    key: str
+
+
+def clean_metric(
+    key: Any, value: float, timestamp: int | None, step: int | None, seen: set[str]
+) -> MetricIn:
+    if key not in seen:
+        _check_key(key, "Metric", lambda k: _validate_metric_name(k, "key"))
+        seen.add(key)
+    if timestamp is None or timestamp < 0:
+        raise InvalidParameter(
+            f"Invalid value {timestamp} for parameter 'timestamp' of metric '{key}': "
+            "a nonnegative long (64-bit integer) is required."
+        )
+    is_nan = math.isnan(value)
+    return MetricIn(key, 0.0 if is_nan else value, is_nan, timestamp, step or 0)
+
+
+# --- Runs --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def run_create(
+    *,
+    workspace: Workspace,
+    experiment: Experiment,
+    user_id: str,
+    start_time: int | None,
+    run_name: str = "",
+    tags: list[tuple[Any, Any]] | None = None,
+) -> Run:
+    if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+        raise InvalidParameter(
+            f"The experiment {experiment.pk} must be in the 'active' state. "
+            f"Current state is {experiment.lifecycle_stage}."
+        )
+    tag_list = clean_tags(tags or [])
+    tag_name = dict(tag_list).get(MLFLOW_RUN_NAME)
+    if run_name and tag_name and run_name != tag_name:
+        raise InvalidParameter(
+            "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
+            f"different values (run_name='{run_name}', mlflow.runName='{tag_name}')."
+        )
+    name = (run_name or tag_name or _generate_random_name())[:250]
+    run_uuid = uuid.uuid4().hex
+    run = Run.objects.create(
+        run_uuid=run_uuid,
+        workspace=workspace,
+        experiment=experiment,
+        name=name,
+        user_id=(user_id or "")[:256],
+        status=RunStatus.RUNNING,
+        start_time=start_time if start_time is not None else now_ms(),
+        artifact_uri=f"{experiment.artifact_location}/{run_uuid}/artifacts",
+    )
+    tag_map = dict(tag_list)
+    tag_map[MLFLOW_RUN_NAME] = name
+    _upsert_tags(run.pk, list(tag_map.items()))
+    return run
+
+
+@transaction.atomic
+def run_update(
+    *, run: Run, status: str | None = None, end_time: int | None = None, run_name: str = ""
+) -> Run:
+    require_active(run)
+    fields = []
+    if status:
+        if status not in RunStatus.values:
+            raise InvalidParameter(f"Invalid run status '{status}'.")
+        run.status = status
+        fields.append("status")
+    if end_time is not None:
+        run.end_time = end_time
+        fields.append("end_time")
+    if run_name:
+        run.name = run_name[:250]
+        fields.append("name")
+        _upsert_tags(run.pk, [(MLFLOW_RUN_NAME, run.name)])
+    if fields:
+        run.save(update_fields=fields)
+    return run
+
+
+def run_delete(*, run: Run) -> Run:
+    if run.lifecycle_stage != LifecycleStage.DELETED:
+        run.lifecycle_stage = LifecycleStage.DELETED
+        run.deleted_at = timezone.now()
+        run.save(update_fields=["lifecycle_stage", "deleted_at"])
+    return run
+
+
+def run_restore(*, run: Run) -> Run:
+    if run.lifecycle_stage != LifecycleStage.ACTIVE:
+        run.lifecycle_stage = LifecycleStage.ACTIVE
+        run.deleted_at = None
+        run.save(update_fields=["lifecycle_stage", "deleted_at"])
+    return run
+
+
+# --- Set-based writes ------------------------------------------------------------------
+
+
+def _values(rows: int, width: int) -> str:
+    one = "(" + ", ".join(["%s"] * width) + ")"
+    return ", ".join([one] * rows)
+
+
+def _upsert_tags(run_pk: int, tags: list[tuple[str, str]]) -> None:
+    if not tags:
+        return
+    args: list[Any] = []
+    for key, value in tags:
+        args += [run_pk, key, value]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TAG_TABLE} (run_id, key, value) VALUES {_values(len(tags), 3)} "
+            "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+            args,
+        )
+
+
+def _insert_params(run: Run, params: list[tuple[str, str]]) -> None:
+    """Params are immutable: the same value again is a no-op, a different one is refused."""
+    if not params:
+        return
+    args: list[Any] = []
+    for key, value in params:
+        args += [run.pk, key, value]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {PARAM_TABLE} (run_id, key, value) VALUES {_values(len(params), 3)} "
+            "ON CONFLICT (run_id, key) DO NOTHING",
+            args,
+        )
+        inserted = cursor.rowcount
+        if inserted == len(params):
+            return
+        keys = [k for k, _ in params]
+        cursor.execute(
+            f"SELECT key, value FROM {PARAM_TABLE} WHERE run_id = %s AND key IN "
+            f"({', '.join(['%s'] * len(keys))})",
+            [run.pk, *keys],
+        )
+        existing = dict(cursor.fetchall())
+    for key, value in params:
+        if existing.get(key, value) != value:
+            raise InvalidParameter(
+                f"Changing param values is not allowed. Param with key='{key}' was already "
+                f"logged with value='{existing[key]}' for run ID='{run.run_uuid}'. "
+                f"Attempted logging new value '{value}'."
+            )
+
+
+def _newest(points: list[MetricIn]) -> dict[str, MetricIn]:
+    """The latest point per key, by (step, timestamp, value) as MLflow orders them."""
+    best: dict[str, MetricIn] = {}
+    for point in points:
+        current = best.get(point.key)
+        if current is None or (point.step, point.timestamp, point.value) > (
+            current.step,
+            current.timestamp,
+            current.value,
+        ):
+            best[point.key] = point
+    return best
+
+
+def _series_upsert_sql(rows_sql: str) -> str:
+    """Upsert one latest-metric row per key, moving it only forward by (step, timestamp,
+    value), and return (id, key) for every key. Touching the row even when it does not
+    move keeps RETURNING complete, which a concurrent first insert of a key would
+    otherwise escape."""
+    s = SERIES_TABLE
+    newer = (
+        "(excluded.step, excluded.timestamp, excluded.value) "
+        f"> ({s}.step, {s}.timestamp, {s}.value)"
+    )
+    sets = ", ".join(
+        f"{col} = CASE WHEN {newer} THEN excluded.{col} ELSE {s}.{col} END"
+        for col in ("value", "timestamp", "step", "is_nan")
+    )
+    return (
+        f"INSERT INTO {s} (run_id, key, value, timestamp, step, is_nan) {rows_sql} "
+        f"ON CONFLICT (run_id, key) DO UPDATE SET {sets} RETURNING id, key"
+    )
+
+
+def _insert_metrics(run: Run, metrics: list[MetricIn]) -> None:
+    """Upsert the latest-metric rows and insert the points.
+
+    PostgreSQL: one statement, the points joined to the upsert's RETURNING and sent
+    as arrays. SQLite: the upsert, then one prepared insert for all points."""
+    if not metrics:
+        return
+    newest = list(_newest(metrics).values())
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            upsert = _series_upsert_sql(
+                "SELECT %s, * FROM unnest(%s::text[], %s::float8[], %s::bigint[], "
+                "%s::bigint[], %s::bool[])"
+            )
+            cursor.execute(
+                f"WITH up AS ({upsert}) "
+                f"INSERT INTO {POINT_TABLE} (series_id, step, timestamp, value, is_nan) "
+                "SELECT up.id, p.step, p.ts, p.value, p.is_nan FROM unnest(%s::text[], "
+                "%s::bigint[], %s::bigint[], %s::float8[], %s::bool[]) "
+                "AS p(key, step, ts, value, is_nan) JOIN up ON up.key = p.key "
+                "ON CONFLICT DO NOTHING",
+                [
+                    run.pk,
+                    [m.key for m in newest],
+                    [m.value for m in newest],
+                    [m.timestamp for m in newest],
+                    [m.step for m in newest],
+                    [m.is_nan for m in newest],
+                    [m.key for m in metrics],
+                    [m.step for m in metrics],
+                    [m.timestamp for m in metrics],
+                    [m.value for m in metrics],
+                    [m.is_nan for m in metrics],
+                ],
+            )
+            return
+        args: list[Any] = []
+        for m in newest:
+            args += [run.pk, m.key, m.value, m.timestamp, m.step, m.is_nan]
+        cursor.execute(_series_upsert_sql(f"VALUES {_values(len(newest), 6)}"), args)
+        series = {key: pk for pk, key in cursor.fetchall()}
+        cursor.executemany(
+            f"INSERT OR IGNORE INTO {POINT_TABLE} (series_id, step, timestamp, value, is_nan) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            [(series[m.key], m.step, m.timestamp, m.value, m.is_nan) for m in metrics],
+        )
+
+
+def _record_model_metrics(run: Run, metrics: list[MetricIn]) -> None:
+    linked = [m for m in metrics if m.model_id]
+    if not linked:
+        return
+    from tracking.services import logged_models
+
+    record = getattr(logged_models, "logged_model_metrics_record", None)
+    if record is not None:
+        record(
+            workspace=run.workspace,
+            run=run,
+            metrics=[
+                {
+                    "key": m.key,
+                    "value": m.value,
+                    "is_nan": m.is_nan,
+                    "timestamp": m.timestamp,
+                    "step": m.step,
+                    "model_id": m.model_id,
+                    "dataset_name": m.dataset_name,
+                    "dataset_digest": m.dataset_digest,
+                }
+                for m in linked
+            ],
+        )
+
+
+def run_log_batch(
+    *,
+    run: Run,
+    metrics: list[MetricIn] = (),
+    params: list[tuple[str, str]] = (),
+    tags: list[tuple[str, str]] = (),
+) -> None:
+    """Log cleaned metrics, params and tags all-or-nothing. Retrying the same batch is a
+    no-op: points are deduplicated, equal params are accepted, tags overwrite."""
+    _validate_batch_log_limits(metrics, params, tags)
+    require_active(run)
+    metrics = list(metrics)
+    if (
+        not params
+        and not tags
+        and connection.vendor == "postgresql"
+        and not any(m.model_id for m in metrics)
+    ):
+        _insert_metrics(run, metrics)  # a single statement is atomic by itself
+        return
+    with transaction.atomic():
+        _insert_params(run, list(params))
+        if tags:
+            _upsert_tags(run.pk, list(tags))
+            names = [v for k, v in tags if k == MLFLOW_RUN_NAME]
+            if names:
+                Run.objects.filter(pk=run.pk).update(name=names[-1][:250])
+        _insert_metrics(run, metrics)
+        _record_model_metrics(run, metrics)
+
+
+def run_delete_tag(*, run: Run, key: str) -> None:
+    from portal.errors import NotFound
+
+    require_active(run)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {TAG_TABLE} WHERE run_id = %s AND key = %s", [run.pk, key])
+        if cursor.rowcount == 0:
+            raise NotFound(f"No tag with name: {key} in run with id {run.run_uuid}")

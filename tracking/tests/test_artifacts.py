@@ -1,0 +1,731 @@
+"""Artifact storage and the proxied artifact API, through real boundaries: the real
+`mlflow` client and raw HTTP against a live server, a local folder and Azure Blob
+Storage (Azurite, started by the suite)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from portal.errors import InvalidParameter, NotFound
+from tracking.artifacts import (
+    BlobArtifactStore,
+    LocalArtifactStore,
+    clean_artifact_path,
+    store_for,
+)
+from tracking.artifacts.local import TEMP_PREFIX
+
+pytest_plugins = ["tracking.tests.azurite"]
+
+ARTIFACTS = "2.0/mlflow-artifacts/artifacts"
+
+
+# --- Fixtures and helpers -------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _artifact_root(settings, tmp_path):
+    """Workspaces created by the test get their artifact roots under tmp_path."""
+    settings.ARTIFACT_ROOT = str(tmp_path / "artifacts")
+
+
+@pytest.fixture
+def blob_root(azurite, settings):
+    """A fresh Azurite container; returns a function giving a workspace a root in it."""
+    from azure.storage.blob import ContainerClient
+
+    settings.AZURE_STORAGE_CONNECTION_STRING = azurite.connection_string
+    container = f"t{uuid.uuid4().hex[:20]}"
+    ContainerClient.from_connection_string(azurite.connection_string, container).create_container()
+
+    def assign(workspace) -> str:
+        workspace.artifact_root = azurite.container_url(container, f"roots/{workspace.id}")
+        workspace.save(update_fields=["artifact_root"])
+        return workspace.artifact_root
+
+    return assign
+
+
+@pytest.fixture(params=["local", "blob"])
+def backend(request, cast) -> str:
+    """Run the test with the cast's workspaces on a local folder, then on Azure Blob."""
+    if request.param == "blob":
+        assign = request.getfixturevalue("blob_root")
+        assign(cast.workspace)
+        assign(cast.other_workspace)
+    return request.param
+
+
+def api(tracking, who: str | None, method: str, path: str, *, workspace=None, **kwargs):
+    uri = tracking.uri_for(workspace) if workspace is not None else tracking.uri
+    headers = kwargs.pop("headers", {})
+    if who:
+        headers["Authorization"] = f"Bearer {tracking.tokens[who]}"
+    return requests.request(method, f"{uri}/api/{path}", headers=headers, timeout=60, **kwargs)
+
+
+def raw(tracking, method: str, raw_path: str, *, who: str = "owner", body: bytes | None = None):
+    """A request whose path goes out byte for byte (requests would remove dot segments)."""
+    url = urlsplit(tracking.uri)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    try:
+        conn.request(
+            method,
+            f"{url.path}/api/{ARTIFACTS}/{raw_path}",
+            body=body,
+            headers={"Authorization": f"Bearer {tracking.tokens[who]}"},
+        )
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def make_run(workspace, name: str = "exp"):
+    from tracking.models import Experiment, Run
+
+    now = int(time.time() * 1000)
+    experiment = Experiment.objects.create(
+        workspace=workspace,
+        name=f"{name}-{uuid.uuid4().hex[:6]}",
+        artifact_location="",
+        creation_time=now,
+        last_update_time=now,
+    )
+    experiment.artifact_location = f"mlflow-artifacts:/{experiment.id}"
+    experiment.save(update_fields=["artifact_location"])
+    run_uuid = uuid.uuid4().hex
+    return Run.objects.create(
+        run_uuid=run_uuid,
+        workspace=workspace,
+        experiment=experiment,
+        artifact_uri=f"mlflow-artifacts:/{experiment.id}/{run_uuid}/artifacts",
+        start_time=now,
+    )
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_random(path: Path, size: int) -> Path:
+    block = os.urandom(1 << 20)
+    with path.open("wb") as f:
+        for i in range(size // len(block)):
+            f.write(i.to_bytes(8, "big") + block[8:])
+        f.write(block[: size % len(block)])
+    return path
+
+
+# --- Paths ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "clean"),
+    [
+        ("", ""),
+        (None, ""),
+        ("a", "a"),
+        ("a/b.txt", "a/b.txt"),
+        ("a/b/", "a/b"),
+        ("with space/x y.txt", "with space/x y.txt"),
+        ("a%20b", "a b"),
+        ("unicodé/名前.txt", "unicodé/名前.txt"),
+        ("..a/b..", "..a/b.."),
+    ],
+)
+def test_clean_artifact_path_accepts(raw_path, clean):
+    assert clean_artifact_path(raw_path) == clean
+    assert clean_artifact_path(clean) == clean  # stable: layers may clean again
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        "..",
+        "../x",
+        "a/../../x",
+        "a/..",
+        "%2e%2e/x",
+        "%2E%2E%2Fx",
+        "%252e%252e/x",
+        "%25252e%25252e%25252fx",
+        "/etc/passwd",
+        "%2fetc/passwd",
+        "//server/share",
+        "a\\b",
+        "..\\x",
+        "a%5cb",
+        "C:/Windows",
+        "c:x",
+        "a\x00b",
+        "a%00b",
+        "a\nb",
+        "a//b",
+        "./a",
+        "a/./b",
+        "x" * 300,
+        "a/" * 600,
+    ],
+)
+def test_clean_artifact_path_refuses(raw_path):
+    with pytest.raises(InvalidParameter):
+        clean_artifact_path(raw_path)
+
+
+# --- The local store ---------------------------------------------------------------------
+
+
+def test_local_store_operations(tmp_path):
+    store = LocalArtifactStore(tmp_path / "root")
+    assert store.list() == [] and not store.exists("a")
+    assert store.write("a/b/c.txt", [b"hello ", b"world"]) == 11
+    store.write("a/top.bin", iter([b"\x00" * 10]))
+    assert [(e.path, e.is_dir, e.file_size) for e in store.list("a")] == [
+        ("a/b", True, None),
+        ("a/top.bin", False, 10),
+    ]
+    assert store.list("a/top.bin") == [] and store.list("missing") == []
+    assert [e.path for e in store.walk()] == ["a/b/c.txt", "a/top.bin"]
+    with store.open("a/b/c.txt") as reader:
+        assert reader.size == 11 and b"".join(reader) == b"hello world"
+    with pytest.raises(NotFound):
+        store.open("a/nope.txt")
+    with pytest.raises(InvalidParameter):
+        store.open("a/b")
+    with pytest.raises(InvalidParameter):
+        store.write("a/top.bin/x", [b"x"])  # a file is in the way
+    with pytest.raises(InvalidParameter):
+        store.write("a/b", [b"x"])  # a folder is in the way
+    store.delete("a/b")
+    assert not store.exists("a/b") and store.exists("a/top.bin")
+    store.delete("a/absent")  # no error, as mlflow answers
+    store.delete_prefix("")
+    assert not (tmp_path / "root").exists()
+    assert "root" not in repr(store)  # never shows server paths
+
+
+def test_local_write_is_atomic(tmp_path):
+    store = LocalArtifactStore(tmp_path)
+    store.write("f.txt", [b"old"])
+
+    def failing():
+        yield b"new part"
+        raise ConnectionError("client went away")
+
+    with pytest.raises(ConnectionError):
+        store.write("f.txt", failing())
+    assert (tmp_path / "f.txt").read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["f.txt"]  # no temporary file left behind
+    with pytest.raises(InvalidParameter):
+        store.write(f"{TEMP_PREFIX}x", [b"x"])
+
+
+def test_local_store_never_follows_links(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "escape").symlink_to(outside)
+    (root / "sub" / "link.txt").symlink_to(outside / "secret.txt")
+    store = LocalArtifactStore(root)
+    for action in (
+        lambda: store.open("escape/secret.txt"),
+        lambda: store.open("sub/link.txt"),
+        lambda: store.list("escape"),
+        lambda: store.write("escape/new.txt", [b"x"]),
+        lambda: store.write("escape/deeper/new.txt", [b"x"]),
+        lambda: store.write("sub/link.txt", [b"overwritten"]),
+        lambda: store.delete("escape/secret.txt"),
+        lambda: store.exists("escape/secret.txt"),
+    ):
+        with pytest.raises(InvalidParameter):
+            action()
+    assert [e.path for e in store.list()] == ["sub"]  # links are not listed
+    assert store.list("sub") == [] and list(store.walk()) == []
+    store.delete("sub")  # removes the link, not its target
+    assert sorted(os.listdir(outside)) == ["secret.txt"]
+    assert (outside / "secret.txt").read_text() == "secret"
+
+
+# --- The API, raw ----------------------------------------------------------------------
+
+
+def test_upload_download_list_delete(tracking, cast, backend):
+    put = api(tracking, "contributor", "PUT", f"{ARTIFACTS}/1/r/artifacts/dir/a b.txt", data=b"hi!")
+    assert put.status_code == 200, put.text
+    assert put.json() == {}
+    got = api(tracking, "reader", "GET", f"{ARTIFACTS}/1/r/artifacts/dir/a b.txt")
+    assert got.status_code == 200 and got.content == b"hi!"
+    assert got.headers["Content-Type"] == "text/plain"
+    assert got.headers["Content-Disposition"].startswith("attachment;")
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+    assert got.headers["Content-Length"] == "3"
+    listing = api(tracking, "reader", "GET", ARTIFACTS, params={"path": "1/r/artifacts"})
+    assert listing.json() == {"files": [{"path": "dir", "is_dir": True}]}
+    listing = api(tracking, "reader", "GET", ARTIFACTS, params={"path": "1/r/artifacts/dir"})
+    assert listing.json() == {"files": [{"path": "a b.txt", "is_dir": False, "file_size": 3}]}
+    assert api(tracking, "reader", "GET", ARTIFACTS, params={"path": "nothing"}).json() == {}
+    missing = api(tracking, "reader", "GET", f"{ARTIFACTS}/1/r/artifacts/nope.txt")
+    assert missing.status_code == 404
+    assert missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    trailing = api(tracking, "contributor", "PUT", f"{ARTIFACTS}/1/r/artifacts/dir/", data=b"")
+    assert trailing.status_code == 400
+    deleted = api(tracking, "contributor", "DELETE", f"{ARTIFACTS}/1/r/artifacts/dir/")
+    assert deleted.status_code == 200 and deleted.json() == {}
+    assert api(tracking, "reader", "GET", ARTIFACTS, params={"path": "1/r/artifacts"}).json() == {}
+
+
+def test_html_is_never_rendered_inline(tracking, cast):
+    page = b"<html><script>alert(document.cookie)</script></html>"
+    assert api(tracking, "owner", "PUT", f"{ARTIFACTS}/x/page.html", data=page).ok
+    got = api(tracking, "owner", "GET", f"{ARTIFACTS}/x/page.html")
+    assert got.content == page
+    assert got.headers["Content-Disposition"] == 'attachment; filename="page.html"'
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in got.headers["Content-Security-Policy"]
+
+
+def test_run_artifact_listing(tracking, cast, backend):
+    run = make_run(cast.workspace)
+    store = store_for(cast.workspace)
+    base = run.artifact_uri.removeprefix("mlflow-artifacts:/")
+    store.write(f"{base}/model/MLmodel", [b"flavors: {}"])
+    store.write(f"{base}/metrics.json", [b"{}"])
+    listed = api(
+        tracking, "reader", "GET", "2.0/mlflow/artifacts/list", params={"run_id": run.run_uuid}
+    )
+    assert listed.json() == {
+        "root_uri": run.artifact_uri,
+        "files": [
+            {"path": "metrics.json", "is_dir": False, "file_size": 2},
+            {"path": "model", "is_dir": True},
+        ],
+    }
+    nested = api(
+        tracking,
+        "reader",
+        "GET",
+        "2.0/mlflow/artifacts/list",
+        params={"run_id": run.run_uuid, "path": "model"},
+    )
+    assert nested.json()["files"] == [{"path": "model/MLmodel", "is_dir": False, "file_size": 11}]
+    bad = api(
+        tracking,
+        "reader",
+        "GET",
+        "2.0/mlflow/artifacts/list",
+        params={"run_id": run.run_uuid, "path": "../../other"},
+    )
+    assert bad.status_code == 400
+    other_run = make_run(cast.other_workspace)
+    hidden = api(
+        tracking, "owner", "GET", "2.0/mlflow/artifacts/list", params={"run_id": other_run.run_uuid}
+    )
+    assert hidden.status_code == 404
+
+
+def test_upload_limit(tracking, cast, settings):
+    settings.ARTIFACT_MAX_UPLOAD_BYTES = 1000
+    too_big = api(tracking, "owner", "PUT", f"{ARTIFACTS}/big/file.bin", data=b"x" * 1001)
+    assert too_big.status_code == 413
+    assert too_big.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+    assert api(tracking, "owner", "PUT", f"{ARTIFACTS}/big/ok.bin", data=b"x" * 1000).ok
+    assert [e.path for e in store_for(cast.workspace).walk()] == ["big/ok.bin"]
+
+
+def test_an_upload_cut_short_leaves_nothing(tracking, cast):
+    url = urlsplit(tracking.uri)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(
+            (
+                f"PUT {url.path}/api/{ARTIFACTS}/cut/file.bin HTTP/1.1\r\n"
+                f"Host: {url.netloc}\r\nAuthorization: Bearer {tracking.tokens['owner']}\r\n"
+                "Content-Length: 100000\r\nConnection: close\r\n\r\n"
+            ).encode()
+            + b"x" * 5000
+        )
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert b" 400 " in answer.split(b"\r\n", 1)[0]
+    root = Path(cast.workspace.artifact_root)
+    assert list(store_for(cast.workspace).walk()) == []
+    assert not any(p.is_file() for p in root.rglob("*"))  # the partial file is gone
+
+
+def test_roles(tracking, cast):
+    path = f"{ARTIFACTS}/roles/file.txt"
+    assert api(tracking, "contributor", "PUT", path, data=b"c").status_code == 200
+    assert api(tracking, "reader", "GET", path).content == b"c"
+    for method in ("PUT", "DELETE"):
+        denied = api(tracking, "reader", method, path, data=b"r")
+        assert denied.status_code == 403
+        assert denied.json()["error_code"] == "PERMISSION_DENIED"
+    for method in ("GET", "PUT", "DELETE"):
+        assert api(tracking, "outsider", method, path, data=b"o").status_code == 404
+        assert api(tracking, None, method, path, data=b"o").status_code == 401
+    listing = api(tracking, "outsider", "GET", ARTIFACTS, params={"path": "roles"})
+    assert listing.status_code == 404
+    assert api(tracking, "reader", "GET", path).content == b"c"
+
+
+def test_workspaces_are_isolated(tracking, cast, backend):
+    own = f"{ARTIFACTS}/shared/name.txt"
+    assert api(tracking, "owner", "PUT", own, data=b"mine").ok
+    theirs = api(tracking, "outsider", "PUT", own, data=b"theirs", workspace=cast.other_workspace)
+    assert theirs.ok
+    assert api(tracking, "owner", "GET", own).content == b"mine"
+    assert (
+        api(tracking, "outsider", "GET", own, workspace=cast.other_workspace).content == b"theirs"
+    )
+    assert cast.workspace.artifact_root != cast.other_workspace.artifact_root
+    # The other workspace's root cannot be named from this one.
+    other_id = str(cast.other_workspace.id)
+    for attempt in (f"../{other_id}/shared/name.txt", f"%2e%2e/{other_id}/shared/name.txt"):
+        status, _ = raw(tracking, "GET", attempt)
+        assert status == 400
+
+
+TRAVERSALS = [
+    "../../../../etc/passwd",
+    "..%2f..%2f..%2fetc%2fpasswd",
+    "%2e%2e/%2e%2e/secret.txt",
+    "%252e%252e/%252e%252e/secret.txt",
+    "%252e%252e%252f%252e%252e%252fsecret.txt",
+    "a/../../secret.txt",
+    "/etc/passwd",
+    "%2fetc%2fpasswd",
+    "..%5c..%5csecret.txt",
+    "a%5c..%5c..%5csecret.txt",
+    "C:/secret.txt",
+    "a%00b.txt",
+    "a//b.txt",
+]
+
+
+@pytest.mark.parametrize("attack", TRAVERSALS)
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_traversal_is_refused(tracking, cast, tmp_path, attack, method):
+    (tmp_path / "secret.txt").write_text("secret")
+    status, body = raw(tracking, method, attack, body=b"pwned" if method == "PUT" else None)
+    assert status == 400, body
+    assert b"INVALID_PARAMETER_VALUE" in body
+    assert (tmp_path / "secret.txt").read_text() == "secret"
+    assert str(tmp_path).encode() not in body  # no server paths in answers
+
+
+@pytest.mark.parametrize("attack", ["..", "../..", "%2e%2e", "%252e%252e", "/etc", "a\\..\\.."])
+def test_listing_traversal_is_refused(tracking, cast, attack):
+    listed = api(tracking, "owner", "GET", ARTIFACTS, params={"path": attack})
+    assert listed.status_code == 400
+    assert listed.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def test_links_inside_the_root_are_not_followed(tracking, cast, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    root = Path(cast.workspace.artifact_root)
+    root.mkdir(parents=True)
+    (root / "escape").symlink_to(outside)
+    (root / "file-link").symlink_to(outside / "secret.txt")
+    for method, path in [
+        ("GET", "escape/secret.txt"),
+        ("GET", "file-link"),
+        ("PUT", "escape/new.txt"),
+        ("PUT", "file-link"),
+        ("DELETE", "escape/secret.txt"),
+        ("DELETE", "escape"),
+    ]:
+        status, body = raw(tracking, method, path, body=b"x" if method == "PUT" else None)
+        assert status == 400, (method, path, body)
+    listing = api(tracking, "owner", "GET", ARTIFACTS, params={"path": "escape"})
+    assert listing.status_code == 400
+    assert api(tracking, "owner", "GET", ARTIFACTS).json() == {}  # links are not listed
+    assert sorted(os.listdir(outside)) == ["secret.txt"]
+    assert (outside / "secret.txt").read_text() == "secret"
+
+
+def test_direct_transfers_are_declined_so_clients_fall_back(tracking, cast):
+    for method, path in [
+        ("POST", "2.0/mlflow-artifacts/mpu/create/x/f.bin"),
+        ("POST", "2.0/mlflow-artifacts/mpu/complete/x/f.bin"),
+        ("POST", "2.0/mlflow-artifacts/mpu/abort/x/f.bin"),
+        ("GET", "2.0/mlflow-artifacts/presigned/x/f.bin"),
+        ("POST", "2.0/mlflow/artifacts/presigned-upload-url"),
+        ("POST", "2.0/mlflow/artifacts/presigned-download-url"),
+    ]:
+        answer = api(tracking, "owner", method, path, json={"path": "f.bin"})
+        assert answer.status_code == 501, (path, answer.text)
+        assert answer.json()["error_code"] == "NOT_IMPLEMENTED"
+        assert "is not supported" in answer.json()["message"]
+    assert api(tracking, "reader", "POST", "2.0/mlflow-artifacts/mpu/create/x/f").status_code == 403
+
+
+# --- The real mlflow client --------------------------------------------------------------
+
+
+def test_mlflow_client_round_trip(tracking, cast, backend, monkeypatch, tmp_path):
+    import mlflow
+    from mlflow.artifacts import download_artifacts
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    tracking.use("contributor", monkeypatch)
+    source = tmp_path / "source"
+    (source / "nested" / "deeper").mkdir(parents=True)
+    (source / "top.txt").write_text("top")
+    (source / "nested" / "n.json").write_text('{"n": 1}')
+    (source / "nested" / "deeper" / "d.bin").write_bytes(b"\x00\x01\x02")
+    single = tmp_path / "single.csv"
+    single.write_text("a,b\n1,2\n")
+    mlflow.set_experiment("artifacts")
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(single))
+        mlflow.log_artifact(str(single), artifact_path="tables")
+        mlflow.log_artifacts(str(source), artifact_path="tree")
+        mlflow.log_text("some notes", "notes/readme.md")
+        mlflow.log_dict({"k": "v"}, "config.json")
+    run_id = run.info.run_id
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
+
+    client = mlflow.MlflowClient()
+    top = [(f.path, f.is_dir) for f in client.list_artifacts(run_id)]
+    assert top == [
+        ("config.json", False),
+        ("notes", True),
+        ("single.csv", False),
+        ("tables", True),
+        ("tree", True),
+    ]
+    tree = [(f.path, f.is_dir, f.file_size) for f in client.list_artifacts(run_id, "tree/nested")]
+    assert tree == [("tree/nested/deeper", True, None), ("tree/nested/n.json", False, 8)]
+    assert client.list_artifacts(run_id, "single.csv") == []  # a file lists as nothing
+
+    out = Path(
+        download_artifacts(run_id=run_id, artifact_path="tree", dst_path=str(tmp_path / "d"))
+    )
+    assert (out / "top.txt").read_text() == "top"
+    assert (out / "nested" / "deeper" / "d.bin").read_bytes() == b"\x00\x01\x02"
+    everything = Path(download_artifacts(run_id=run_id, dst_path=str(tmp_path / "all")))
+    assert (everything / "notes" / "readme.md").read_text() == "some notes"
+    assert mlflow.artifacts.load_text(f"runs:/{run_id}/notes/readme.md") == "some notes"
+    assert mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json") == {"k": "v"}
+
+    repo = get_artifact_repository(run.info.artifact_uri)
+    repo.delete_artifacts("tree/nested")
+    assert [f.path for f in client.list_artifacts(run_id, "tree")] == ["tree/top.txt"]
+    repo.delete_artifacts("single.csv")
+    assert "single.csv" not in [f.path for f in client.list_artifacts(run_id)]
+
+    tracking.use("reader", monkeypatch)
+    with pytest.raises(requests.HTTPError, match="PERMISSION_DENIED"):
+        get_artifact_repository(run.info.artifact_uri).log_artifact(str(single))
+    assert mlflow.artifacts.load_text(f"runs:/{run_id}/tree/top.txt") == "top"
+
+
+def test_large_file_streams_through(tracking, cast, backend, monkeypatch, tmp_path, settings):
+    """50 MB, far past DATA_UPLOAD_MAX_MEMORY_SIZE, with request.body made unreadable:
+    the upload has to stream."""
+    import mlflow
+    from django.http import HttpRequest
+
+    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE < 50 * 1024 * 1024
+    big = write_random(tmp_path / "big.bin", 50 * 1024 * 1024 + 123)
+    mlflow.set_experiment("large")
+    with mlflow.start_run() as run:
+        pass
+
+    def no_body(request):
+        raise AssertionError("the artifact upload read request.body")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(HttpRequest, "body", property(no_body))
+        mlflow.log_artifact(str(big), artifact_path="data", run_id=run.info.run_id)
+
+    files = mlflow.MlflowClient().list_artifacts(run.info.run_id, "data")
+    assert [(f.path, f.file_size) for f in files] == [("data/big.bin", big.stat().st_size)]
+    out = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="data/big.bin", dst_path=str(tmp_path / "out")
+    )
+    assert sha256(Path(out)) == sha256(big)
+
+
+def test_client_falls_back_when_multipart_is_forced(tracking, cast, monkeypatch, tmp_path):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
+    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "true")
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", "1")
+    data = tmp_path / "f.bin"
+    data.write_bytes(b"multipart?" * 100)
+    mlflow.set_experiment("fallback")
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(data))
+    out = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="f.bin", dst_path=str(tmp_path / "out")
+    )
+    assert Path(out).read_bytes() == data.read_bytes()
+
+
+# --- Azure Blob Storage (Azurite) ---------------------------------------------------------
+
+
+def test_blob_store_operations(azurite, blob_root, cast):
+    blob_root(cast.workspace)
+    store = store_for(cast.workspace)
+    assert isinstance(store, BlobArtifactStore)
+    assert store.list() == [] and not store.exists("a")
+    assert store.write("a/b/c.txt", [b"hello ", b"world"]) == 11
+    store.write("a/top.bin", iter([b"\x00" * 10]))
+    store.write("a/empty", [])
+    assert [(e.path, e.is_dir, e.file_size) for e in store.list("a")] == [
+        ("a/b", True, None),
+        ("a/empty", False, 0),
+        ("a/top.bin", False, 10),
+    ]
+    assert store.list("a/top.bin") == [] and store.list("missing") == []
+    assert [e.path for e in store.walk()] == ["a/b/c.txt", "a/empty", "a/top.bin"]
+    with store.open("a/b/c.txt") as reader:
+        assert reader.size == 11 and reader.read(5) == b"hello" and reader.read() == b" world"
+    with pytest.raises(NotFound):
+        store.open("a/nope.txt")
+    with pytest.raises(InvalidParameter):
+        store.open("a/b")
+    assert store.exists("a/b") and store.exists("a/top.bin")
+    store.delete("a/b")
+    assert not store.exists("a/b") and store.exists("a/top.bin")
+    store.delete("a/absent")
+    store.delete_prefix("")
+    assert list(store.walk()) == []
+
+
+def test_blob_large_write_is_staged_and_atomic(azurite, blob_root, cast):
+    blob_root(cast.workspace)
+    store = store_for(cast.workspace)
+    store.write("f.bin", [b"old"])
+    block = b"y" * (1 << 20)
+
+    def failing():
+        for _ in range(9):  # past two blocks, then the client goes away
+            yield block
+        raise ConnectionError("client went away")
+
+    with pytest.raises(ConnectionError):
+        store.write("f.bin", failing())
+    with store.open("f.bin") as reader:
+        assert b"".join(reader) == b"old"
+    assert store.write("f.bin", (block for _ in range(9))) == 9 << 20
+    with store.open("f.bin") as reader:
+        assert reader.size == 9 << 20 and sum(len(c) for c in reader) == 9 << 20
+
+
+def test_blob_roots_of_workspaces_do_not_overlap(azurite, blob_root, cast):
+    blob_root(cast.workspace)
+    blob_root(cast.other_workspace)
+    store_for(cast.other_workspace).write("x.txt", [b"other"])
+    assert store_for(cast.workspace).list() == []
+    store_for(cast.workspace).delete_prefix("")
+    assert [e.path for e in store_for(cast.other_workspace).walk()] == ["x.txt"]
+
+
+def test_blob_errors_leak_no_secrets(tracking, cast, azurite, settings):
+    settings.AZURE_STORAGE_CONNECTION_STRING = azurite.connection_string
+    cast.workspace.artifact_root = azurite.container_url("no-such-container", "p")
+    cast.workspace.save(update_fields=["artifact_root"])
+    for method in ("GET", "PUT"):
+        answer = api(tracking, "owner", method, f"{ARTIFACTS}/x.txt", data=b"x")
+        assert answer.status_code in (404, 500), answer.text
+        body = answer.text
+        assert azurite.connection_string.split("AccountKey=")[1].split(";")[0] not in body
+        assert "AccountKey" not in body and "no-such-container" not in body
+
+
+@pytest.mark.parametrize(
+    ("url", "account_url", "container", "prefix", "sas"),
+    [
+        ("https://acct.blob.core.windows.net/c", "https://acct.blob.core.windows.net", "c", "", ""),
+        (
+            "https://acct.blob.core.windows.net/c/a/b%20c?sv=1&sig=x",
+            "https://acct.blob.core.windows.net",
+            "c",
+            "a/b c",
+            "sv=1&sig=x",
+        ),
+        (
+            "http://127.0.0.1:10000/devstoreaccount1/c/p",
+            "http://127.0.0.1:10000/devstoreaccount1",
+            "c",
+            "p",
+            "",
+        ),
+    ],
+)
+def test_parse_blob_url(url, account_url, container, prefix, sas):
+    from tracking.artifacts.blob import BlobLocation, parse_blob_url
+
+    assert parse_blob_url(url) == BlobLocation(account_url, container, prefix, sas)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://acct.blob.core.windows.net/",
+        "http://127.0.0.1:10000/devstoreaccount1",
+        "https://acct.blob.core.windows.net/c/../other",
+        "ftp://host/c",
+    ],
+)
+def test_parse_blob_url_refuses(url):
+    from tracking.artifacts.blob import parse_blob_url
+
+    with pytest.raises((ValueError, InvalidParameter)):
+        parse_blob_url(url)
+
+
+def test_blob_credentials_in_order(monkeypatch, settings):
+    """A SAS in the root URL, else the connection string, else DefaultAzureCredential."""
+    from azure.core.credentials import AccessToken
+
+    from tracking.artifacts import blob
+
+    class FakeIdentity:
+        def get_token(self, *scopes, **kwargs):
+            return AccessToken("token", 2**31)
+
+    identity = FakeIdentity()
+    monkeypatch.setattr(blob, "_azure_default_credential", lambda: identity)
+    blob._container_client.cache_clear()
+    url = "https://acct.blob.core.windows.net/c/p"
+    settings.AZURE_STORAGE_CONNECTION_STRING = ""
+    assert store_for_url(url).container.credential is identity
+    settings.AZURE_STORAGE_CONNECTION_STRING = "AccountName=acct;AccountKey=a2V5;Foo=bar"
+    shared_key = store_for_url(url).container.credential
+    assert shared_key.account_name == "acct" and shared_key.account_key == "a2V5"
+    settings.AZURE_STORAGE_CONNECTION_STRING = "BlobEndpoint=x;SharedAccessSignature=sv=2&sig=s"
+    assert store_for_url(url).container.url.endswith("sv=2&sig=s")
+    assert store_for_url(f"{url}?sv=9&sig=u").container.url.endswith("sv=9&sig=u")
+    assert "AccountKey" not in repr(store_for_url(url))
+    blob._container_client.cache_clear()
+
+
+def store_for_url(url: str):
+    from tracking.artifacts import store_for_root
+
+    return store_for_root(url)
