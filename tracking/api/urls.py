@@ -3,7 +3,9 @@
 from tracking.api import (  # noqa: F401  (importing registers the routes)
     artifacts,
     experiments,
+    logged_models,
     metrics,
+    registry,
     runs,
 )
 from tracking.api.protocol import dispatch as mlflow_dispatch
