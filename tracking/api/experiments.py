@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracking.api.protocol import Call, route
+from tracking.api.protocol import Call, page, route
 from tracking.models import Experiment
 from tracking.selectors import experiment_get, experiment_get_by_name
 from tracking.selectors.runs import experiments_json
@@ -56,10 +56,7 @@ def _search(call: Call) -> dict:
         order_by=call.str_list("order_by"),
         page_token=call.str("page_token") or None,
     )
-    payload: dict = {"experiments": experiments_json(list(experiments))}
-    if token:
-        payload["next_page_token"] = token
-    return payload
+    return page("experiments", experiments_json(list(experiments)), token)
 
 
 route("POST", "2.0/mlflow/experiments/search")(_search)

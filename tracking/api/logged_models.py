@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from portal.errors import InvalidParameter
-from tracking.api.protocol import Call, as_int, missing, route
+from tracking.api.protocol import Call, as_int, missing, page, route
 from tracking.artifacts import list_under_uri
 from tracking.selectors.logged_models import (
     logged_model_get,
@@ -106,10 +106,7 @@ def search(call: Call) -> dict:
         order_by=normalize_order_by(call.dicts("order_by")),
         page_token=call.str("page_token") or None,
     )
-    response: dict[str, Any] = {"models": logged_models_data(models)}
-    if token:
-        response["next_page_token"] = token
-    return response
+    return page("models", logged_models_data(models), token)
 
 
 @route("GET", "2.0/mlflow/logged-models/<model_id>/artifacts/directories")

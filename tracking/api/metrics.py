@@ -18,25 +18,21 @@ MAX_RUNS_BULK = 100
 MAX_RESULTS_PER_RUN = 2500
 
 
-def _points_json(key: str, run_id: str, rows) -> list[dict]:
+def _points_json(key: str, rows) -> list[dict]:
+    # No run_id on each point, as mlflow server answers: the client parses every field
+    # of every point, and the run is the one asked for.
     return [
-        {
-            "key": key,
-            "value": json_float(value, is_nan),
-            "timestamp": timestamp,
-            "step": step,
-            "run_id": run_id,
-        }
+        {"key": key, "value": json_float(value, is_nan), "timestamp": timestamp, "step": step}
         for step, timestamp, value, is_nan in rows
     ]
 
 
-def _stream(key: str, run_id: str, series: int | None) -> Iterator[bytes]:
+def _stream(key: str, series: int | None) -> Iterator[bytes]:
     yield b'{"metrics":['
     first = True
     if series is not None:
         for rows in sel.history_stream(series):
-            chunk = orjson.dumps(_points_json(key, run_id, rows))[1:-1]
+            chunk = orjson.dumps(_points_json(key, rows))[1:-1]
             if chunk:
                 yield chunk if first else b"," + chunk
                 first = False
@@ -54,9 +50,7 @@ def get_history(call: Call) -> HttpResponse | dict:
     max_results = call.int("max_results")
     if max_results is None:
         # The whole history, streamed: memory stays flat however long it is.
-        return StreamingHttpResponse(
-            _stream(key, run.run_uuid, series), content_type="application/json"
-        )
+        return StreamingHttpResponse(_stream(key, series), content_type="application/json")
     if max_results <= 0:
         raise InvalidParameter(
             f"Invalid value {max_results} for parameter 'max_results' supplied. "
@@ -69,7 +63,7 @@ def get_history(call: Call) -> HttpResponse | dict:
     rows = sel.history_page(
         series, limit=max_results + 1, after=sel.decode_token(token) if token else None
     )
-    payload: dict = {"metrics": _points_json(key, run.run_uuid, rows[:max_results])}
+    payload: dict = {"metrics": _points_json(key, rows[:max_results])}
     if len(rows) > max_results:
         payload["next_page_token"] = sel.encode_token(rows[max_results - 1])
     return HttpResponse(orjson.dumps(payload), content_type="application/json")

@@ -110,43 +110,38 @@ class Call:
     def has(self, name: str) -> bool:
         return self.data.get(name) not in (None, "")
 
-    def str(self, name: str, *, required: bool = False, default: str = "") -> str:
+    def _scalar(self, name: str, *, required: bool = False) -> Any:
+        """The argument's single value (GET arguments may repeat), None when absent."""
         value = self.data.get(name)
         if isinstance(value, list):
             value = value[0] if value else None
         if value is None or value == "":
             if required:
                 raise missing(name)
+            return None
+        return value
+
+    def str(self, name: str, *, required: bool = False, default: str = "") -> str:
+        value = self._scalar(name, required=required)
+        if value is None:
             return default
         if not isinstance(value, str):
-            raise InvalidParameter(
-                f"Invalid value {value!r} for parameter '{name}': expected a string"
-            )
+            raise _bad(name, value, "a string")
         return value
 
     def int(self, name: str, *, required: bool = False, default: int | None = None) -> int | None:
-        value = self.data.get(name)
-        if isinstance(value, list):
-            value = value[0] if value else None
-        if value is None or value == "":
-            if required:
-                raise missing(name)
-            return default
-        return as_int(value, name)
+        value = self._scalar(name, required=required)
+        return default if value is None else as_int(value, name)
 
     def bool(self, name: str, default: bool = False) -> bool:
-        value = self.data.get(name)
-        if isinstance(value, list):
-            value = value[0] if value else None
+        value = self._scalar(name)
         if value is None:
             return default
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
-        raise InvalidParameter(
-            f"Invalid value {value!r} for parameter '{name}': expected a boolean"
-        )
+        raise _bad(name, value, "a boolean")
 
     def list(self, name: str) -> list[Any]:
         value = self.data.get(name)
@@ -275,6 +270,14 @@ def _authenticate(request: HttpRequest) -> tuple[Any, ApiToken | None]:
 
 
 # --- Responses ----------------------------------------------------------------------
+
+
+def page(name: str, items: list[Any], next_page_token: str | None) -> dict[str, Any]:
+    """A search answer: the items under `name`, and the token when more remain."""
+    payload: dict[str, Any] = {name: items}
+    if next_page_token:
+        payload["next_page_token"] = next_page_token
+    return payload
 
 
 def json_response(payload: Any, status: int = 200) -> HttpResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracking.api.protocol import Call, route
+from tracking.api.protocol import Call, page, route
 from tracking.selectors import registry as sel
 from tracking.services import registry as svc
 
@@ -77,10 +77,7 @@ def search_registered_models(call: Call) -> dict:
         order_by=call.str_list("order_by"),
         page_token=call.str("page_token"),
     )
-    response: dict[str, Any] = {"registered_models": sel.registered_models_data(models)}
-    if token:
-        response["next_page_token"] = token
-    return response
+    return page("registered_models", sel.registered_models_data(models), token)
 
 
 @route("POST", "2.0/mlflow/registered-models/get-latest-versions")
@@ -200,10 +197,7 @@ def search_model_versions(call: Call) -> dict:
         order_by=call.str_list("order_by"),
         page_token=call.str("page_token"),
     )
-    response: dict[str, Any] = {"model_versions": sel.model_versions_data(versions)}
-    if token:
-        response["next_page_token"] = token
-    return response
+    return page("model_versions", sel.model_versions_data(versions), token)
 
 
 @route("GET", "2.0/mlflow/model-versions/get-download-uri")

@@ -9,7 +9,7 @@ from mlflow.utils.validation import MAX_BATCH_LOG_REQUEST_SIZE
 
 from portal.errors import InvalidParameter
 from tracking.api.experiments import resolve_experiment
-from tracking.api.protocol import Call, as_float, as_int, missing, route
+from tracking.api.protocol import Call, as_float, as_int, missing, page, route
 from tracking.models import Run
 from tracking.selectors import run_get
 from tracking.selectors.runs import runs_by_pks, runs_json
@@ -184,10 +184,7 @@ def search(call: Call) -> dict:
         order_by=call.str_list("order_by"),
         page_token=call.str("page_token") or None,
     )
-    payload: dict = {"runs": runs_json(runs_by_pks(list(pks)))}
-    if token:
-        payload["next_page_token"] = token
-    return payload
+    return page("runs", runs_json(runs_by_pks(list(pks))), token)
 
 
 __all__ = ["now_ms"]

@@ -111,7 +111,7 @@ def search_runs(
     with _as_invalid_parameter():
         parsed_filters = SearchUtils.parse_search_filter(filter_string)
     conditions = [_run_condition(clause) for clause in parsed_filters]
-    relations, ordering = _run_ordering(order_by)
+    relations, ordering, joined = _run_ordering(order_by, _metrics_required(parsed_filters))
     offset = _offset(page_token)
     ids = _experiment_pks(experiment_ids)
     if not ids:
@@ -123,6 +123,7 @@ def search_runs(
         )
         .filter(*conditions)
         .alias(**relations)
+        .filter(*joined)
         .order_by(*ordering)
         .values_list("pk", flat=True)
     )
@@ -446,13 +447,31 @@ def _dataset_condition(key: str, comparator: str, value: Any) -> Exists:
     return Exists(inputs.filter(match))
 
 
-def _run_ordering(order_by: list[str] | None) -> tuple[dict[str, FilteredRelation], list]:
-    """LEFT JOINs (one per metric/param/tag key sorted on) and the ORDER BY terms.
+def _metrics_required(parsed_filters: list[dict[str, Any]]) -> set[str]:
+    """Metric keys the filter already requires to exist with a real (non-NaN) value: a
+    comparison other than != fails for NaN and for a missing metric."""
+    return {
+        SearchUtils.translate_key_alias(clause["key"])
+        for clause in parsed_filters
+        if clause["type"] == SearchUtils._METRIC_IDENTIFIER
+        and clause["comparator"] in ("=", "<", "<=", ">", ">=")
+    }
+
+
+def _run_ordering(
+    order_by: list[str] | None, metrics_required: set[str] = frozenset()
+) -> tuple[dict[str, FilteredRelation], list, list[Q]]:
+    """JOINs (one per metric/param/tag key sorted on), the ORDER BY terms, and the
+    conditions that make a join inner.
 
     A join on the unique (run, key) row keeps one row per run and lets the database
-    sort the whole set at once, where a correlated subquery would run per row."""
+    sort the whole set at once, where a correlated subquery would run per row. When
+    the filter already demands a real value of the metric sorted on (the common
+    "metrics.acc > x ORDER BY metrics.acc"), the join is inner and the order is the
+    bare value, so the (key, value) index can feed the rows already sorted."""
     relations: dict[str, FilteredRelation] = {}
     ordering: list = []
+    joined: list[Q] = []
     seen: set[tuple[str, str]] = set()
     for position, clause in enumerate(order_by or []):
         with _as_invalid_parameter():
@@ -478,6 +497,11 @@ def _run_ordering(order_by: list[str] | None) -> tuple[dict[str, FilteredRelatio
             raise InvalidParameter(f"Invalid identifier type '{key_type}' in order_by")
         alias = f"sort_{position}"
         relations[alias] = FilteredRelation(relation, condition=Q(**{f"{relation}__key": key}))
+        if relation == "latest_metrics" and key in metrics_required:
+            joined.append(Q(**{f"{alias}__is_nan": False}))
+            value = F(f"{alias}__value")
+            ordering.append(value.asc() if ascending else value.desc())
+            continue
         if relation == "latest_metrics":
             # Real values first, then NaN, then runs without the metric.
             rank = Case(
@@ -491,7 +515,7 @@ def _run_ordering(order_by: list[str] | None) -> tuple[dict[str, FilteredRelatio
     if (SearchUtils._ATTRIBUTE_IDENTIFIER, "start_time") not in seen:
         ordering.append(F("start_time").desc(nulls_last=True))
     ordering.append(F("run_uuid").asc())
-    return relations, ordering
+    return relations, ordering, joined
 
 
 def _directed(expression: F, ascending: bool) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -642,11 +641,9 @@ def test_ten_thousand_runs(cast):
         "max_results": 50,
     }
     search_runs(**kwargs)  # warm the cache
-    started = time.perf_counter()
     with CaptureQueriesContext(connection) as queries:
         pks, token = search_runs(**kwargs)
-    elapsed = time.perf_counter() - started
-    assert len(queries) == 1
+    assert len(queries) == 1  # set-based: no query per run (speed is make bench's job)
     expected = sorted(
         (
             (i * 7919 % count) / count,
@@ -658,8 +655,6 @@ def test_ten_thousand_runs(cast):
     expected.reverse()
     assert pks == [runs[i].pk for _, i in expected[:50]]
     assert token is not None
-    # Generous: a few ms in practice; this catches a per-row query or a lost index.
-    assert elapsed < 1.0
 
 
 # ---------------------------------------------------------------------------
