@@ -187,6 +187,9 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Lifetime of the short-lived workspace tokens behind tracking URIs (seconds).
 TRACKING_TOKEN_LIFETIME = env_int("TRACKING_TOKEN_LIFETIME", 3600, minimum=60)
+# Seconds a token's identity and role in a workspace are remembered per process by the
+# MLflow protocol (0 turns it off): revocations and role changes apply within this time.
+ACCESS_CACHE_SECONDS = env_int("ACCESS_CACHE_SECONDS", 5, minimum=0)
 
 # --- Internationalisation / static ----------------------------------------
 

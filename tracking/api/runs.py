@@ -105,23 +105,40 @@ def delete_tag(call: Call) -> dict:
 
 
 def _metric(data: dict[str, Any], seen: set[str], index: int | None = None) -> svc.MetricIn:
-    where = "" if index is None else f"metrics[{index}]."
     key = data.get("key")
+    value = data.get("value")
+    timestamp = data.get("timestamp")
+    step = data.get("step")
+    model_id = data.get("model_id")
+    # The fast path, for what the client sends: numbers as numbers, a key seen before.
+    if (
+        key in seen
+        and type(value) is float
+        and type(timestamp) is int
+        and timestamp >= 0
+        and (step is None or type(step) is int)
+        and not model_id
+        and value == value  # not NaN
+        and -(2**63) <= (step or 0) < 2**63
+        and timestamp < 2**63
+    ):
+        return svc.MetricIn(key, value, False, timestamp, step or 0)
+    where = "" if index is None else f"metrics[{index}]."
     if key in (None, ""):
         raise InvalidParameter(f"Missing value for required parameter '{where}key'.")
-    if data.get("value") is None:
+    if value is None:
         raise InvalidParameter(f"Missing value for required parameter '{where}value'.")
-    if data.get("timestamp") is None:
+    if timestamp is None:
         raise InvalidParameter(f"Missing value for required parameter '{where}timestamp'.")
     metric = svc.clean_metric(
         key,
-        as_float(data["value"], f"{where}value"),
-        as_int(data["timestamp"], f"{where}timestamp"),
-        as_int(data["step"], f"{where}step") if data.get("step") is not None else 0,
+        as_float(value, f"{where}value"),
+        as_int(timestamp, f"{where}timestamp"),
+        as_int(step, f"{where}step") if step is not None else 0,
         seen,
     )
-    if data.get("model_id"):
-        metric.model_id = str(data["model_id"])
+    if model_id:
+        metric.model_id = str(model_id)
         metric.dataset_name = str(data.get("dataset_name") or "")
         metric.dataset_digest = str(data.get("dataset_digest") or "")
     return metric

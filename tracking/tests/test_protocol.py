@@ -195,3 +195,39 @@ def test_clients_cannot_choose_an_artifact_location_outside(tracking, location):
     with pytest.raises(MlflowException) as err:
         client.create_experiment("escape", artifact_location=location)
     assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_revocation_applies_once_the_access_cache_expires(tracking, cast, settings):
+    from portal import services
+    from tracking.api.protocol import access_cache_clear
+
+    settings.ACCESS_CACHE_SECONDS = 1
+    token, raw = services.token_create(user=cast.owner, name="short")
+    url = _api(tracking, "experiments/search")
+    headers = {"Authorization": f"Bearer {raw}"}
+    assert requests.post(url, json={}, headers=headers).status_code == 200
+    services.token_revoke(actor=cast.owner, token=token)
+    import time
+
+    time.sleep(1.1)
+    assert requests.post(url, json={}, headers=headers).status_code == 401
+    access_cache_clear()
+
+
+def test_role_change_applies_once_the_access_cache_expires(tracking, cast, settings):
+    import time
+
+    from portal import services
+    from portal.models import Membership
+
+    settings.ACCESS_CACHE_SECONDS = 1
+    url = _api(tracking, "experiments/create")
+    headers = _headers(tracking, "reader")
+    assert requests.post(url, json={"name": "a"}, headers=headers).status_code == 403
+    membership = Membership.objects.get(user=cast.reader, workspace=cast.workspace)
+    services.membership_revoke(actor=cast.owner, membership=membership)
+    services.membership_grant(
+        actor=cast.owner, scope=cast.workspace, user=cast.reader, role="contributor"
+    )
+    time.sleep(1.1)
+    assert requests.post(url, json={"name": "b"}, headers=headers).status_code == 200
