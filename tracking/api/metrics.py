@@ -18,21 +18,12 @@ MAX_RUNS_BULK = 100
 MAX_RESULTS_PER_RUN = 2500
 
 
-def _points_json(key: str, rows) -> list[dict]:
-    # No run_id on each point, as mlflow server answers: the client parses every field
-    # of every point, and the run is the one asked for.
-    return [
-        {"key": key, "value": json_float(value, is_nan), "timestamp": timestamp, "step": step}
-        for step, timestamp, value, is_nan in rows
-    ]
-
-
 def _stream(key: str, series: int | None) -> Iterator[bytes]:
     yield b'{"metrics":['
     first = True
     if series is not None:
         for rows in sel.history_stream(series):
-            chunk = orjson.dumps(_points_json(key, rows))[1:-1]
+            chunk = sel.points_json(key, rows)[1:-1]
             if chunk:
                 yield chunk if first else b"," + chunk
                 first = False
@@ -60,13 +51,13 @@ def get_history(call: Call) -> HttpResponse | dict:
     token = call.str("page_token")
     if series is None:
         return {"metrics": []}
-    rows = sel.history_page(
-        series, limit=max_results + 1, after=sel.decode_token(token) if token else None
+    points, last = sel.history_page_json(
+        series, key, limit=max_results, after=sel.decode_token(token) if token else None
     )
-    payload: dict = {"metrics": _points_json(key, rows[:max_results])}
-    if len(rows) > max_results:
-        payload["next_page_token"] = sel.encode_token(rows[max_results - 1])
-    return HttpResponse(orjson.dumps(payload), content_type="application/json")
+    body = b'{"metrics":' + points
+    if last is not None:
+        body += b',"next_page_token":' + orjson.dumps(sel.encode_token(last))
+    return HttpResponse(body + b"}", content_type="application/json")
 
 
 @route("GET", "2.0/mlflow/metrics/get-history-bulk-interval")

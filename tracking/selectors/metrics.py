@@ -54,6 +54,35 @@ def history_page(
         return cursor.fetchall()
 
 
+def points_json(key: str, rows: list[tuple[int, int, float, bool]]) -> bytes:
+    """Points as MLflow's JSON array. No run_id on each point, as mlflow server answers:
+    the client parses every field of every point, and the run is the one asked for."""
+    from tracking.api.protocol import json_float
+
+    return orjson.dumps(
+        [
+            {
+                "key": key,
+                # v - v is 0 only for finite numbers; the rest take protobuf's words.
+                "value": value if not is_nan and value - value == 0 else json_float(value, is_nan),
+                "timestamp": ts,
+                "step": step,
+            }
+            for step, ts, value, is_nan in rows
+        ]
+    )
+
+
+def history_page_json(
+    series: int, key: str, *, limit: int, after: tuple | None = None
+) -> tuple[bytes, tuple | None]:
+    """One page as a JSON array, and the key of its last point when more follow.
+    (Building the JSON in PostgreSQL measured slower than this.)"""
+    rows = history_page(series, limit=limit + 1, after=after)
+    more = rows[limit - 1] if len(rows) > limit else None
+    return points_json(key, rows[:limit]), more
+
+
 def history_stream(series: int) -> Iterator[list[tuple[int, int, float, bool]]]:
     """The whole history in chunks, holding one chunk in memory at a time."""
     after = None
