@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from django.db import connection
+
 from tracking.api.protocol import json_float
 from tracking.models import (
     Experiment,
     ExperimentTag,
-    LatestMetric,
-    Param,
     Run,
     RunInput,
-    RunTag,
 )
 
 
@@ -48,22 +47,34 @@ def runs_json(runs: list[Run]) -> list[dict[str, Any]]:
         return []
     pks = [run.pk for run in runs]
     metrics: dict[int, list] = defaultdict(list)
-    for run_id, key, value, timestamp, step, is_nan in LatestMetric.objects.filter(
-        run_id__in=pks
-    ).values_list("run_id", "key", "value", "timestamp", "step", "is_nan"):
-        metrics[run_id].append(
-            {"key": key, "value": json_float(value, is_nan), "timestamp": timestamp, "step": step}
-        )
     params: dict[int, list] = defaultdict(list)
-    for run_id, key, value in Param.objects.filter(run_id__in=pks).values_list(
-        "run_id", "key", "value"
-    ):
-        params[run_id].append({"key": key, "value": value})
     tags: dict[int, list] = defaultdict(list)
-    for run_id, key, value in RunTag.objects.filter(run_id__in=pks).values_list(
-        "run_id", "key", "value"
-    ):
-        tags[run_id].append({"key": key, "value": value})
+    # One round trip for the three key/value tables of the whole page.
+    marks = ", ".join(["%s"] * len(pks))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 0, run_id, key, NULL, value, timestamp, step, is_nan "  # noqa: S608
+            f"FROM tracking_latestmetric WHERE run_id IN ({marks}) "
+            f"UNION ALL SELECT 1, run_id, key, value, NULL, NULL, NULL, NULL "
+            f"FROM tracking_param WHERE run_id IN ({marks}) "
+            f"UNION ALL SELECT 2, run_id, key, value, NULL, NULL, NULL, NULL "
+            f"FROM tracking_runtag WHERE run_id IN ({marks})",
+            pks * 3,
+        )
+        for kind, run_id, key, text, number, timestamp, step, is_nan in cursor.fetchall():
+            if kind == 0:
+                metrics[run_id].append(
+                    {
+                        "key": key,
+                        "value": json_float(number, bool(is_nan)),
+                        "timestamp": timestamp,
+                        "step": step,
+                    }
+                )
+            elif kind == 1:
+                params[run_id].append({"key": key, "value": text})
+            else:
+                tags[run_id].append({"key": key, "value": text})
     inputs: dict[int, list] = defaultdict(list)
     for item in RunInput.objects.filter(run_id__in=pks).select_related("dataset"):
         d = item.dataset

@@ -21,6 +21,7 @@ the `mlflow.runName` tag.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -109,7 +110,7 @@ def search_runs(
     limit = _max_results(max_results, allow_none=True)
     stages = _stages(run_view_type)
     with _as_invalid_parameter():
-        parsed_filters = SearchUtils.parse_search_filter(filter_string)
+        parsed_filters = _parsed_run_filter(filter_string)
     conditions = [_run_condition(clause) for clause in parsed_filters]
     relations, ordering, joined = _run_ordering(order_by, _metrics_required(parsed_filters))
     offset = _offset(page_token)
@@ -378,6 +379,22 @@ class _InputTagComparison(_Comparison):
 # ---------------------------------------------------------------------------
 
 
+# mlflow's parser goes through sqlparse, which costs more than the search's SQL; a
+# client repeats the same few filter strings, so parsed forms are kept (read-only).
+@functools.lru_cache(maxsize=512)
+def _run_filter_cached(filter_string: str) -> tuple[dict[str, Any], ...]:
+    return tuple(SearchUtils.parse_search_filter(filter_string))
+
+
+def _parsed_run_filter(filter_string: str) -> list[dict[str, Any]]:
+    return [dict(clause) for clause in _run_filter_cached(filter_string or "")]
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed_run_order(clause: str) -> tuple[str, str, bool]:
+    return SearchUtils.parse_order_by_for_search_runs(clause)
+
+
 def _run_condition(clause: dict[str, Any]) -> Q | Expression:
     """One parsed filter clause as a condition on Run."""
     key_type = clause["type"]
@@ -475,7 +492,7 @@ def _run_ordering(
     seen: set[tuple[str, str]] = set()
     for position, clause in enumerate(order_by or []):
         with _as_invalid_parameter():
-            key_type, key, ascending = SearchUtils.parse_order_by_for_search_runs(clause)
+            key_type, key, ascending = _parsed_run_order(clause)
         key = SearchUtils.translate_key_alias(key)
         if (key_type, key) in seen:
             raise InvalidParameter(f"`order_by` contains duplicate fields: {order_by}")
