@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from portal import views
 from tracking.api.urls import mlflow_dispatch
@@ -43,6 +44,12 @@ urlpatterns = [
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/<uuid:token_id>/revoke/", views.token_revoke, name="token-revoke"),
     path("api/v1/", include("portal.api.urls")),
+    # The client prints "View run at <tracking URI>/#/experiments/…": open the workspace.
+    path(
+        f"mlflow/v1.0/{WS}/",
+        RedirectView.as_view(pattern_name="workspace", permanent=False),
+        name="mlflow-home",
+    ),
     path(f"mlflow/v1.0/{WS}/<path:rest>", mlflow_dispatch, name="mlflow"),
     path("admin/", admin.site.urls),
 ]

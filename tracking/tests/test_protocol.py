@@ -231,3 +231,16 @@ def test_role_change_applies_once_the_access_cache_expires(tracking, cast, setti
     )
     time.sleep(1.1)
     assert requests.post(url, json={"name": "b"}, headers=headers).status_code == 200
+
+
+def test_the_clients_view_run_link_opens_the_workspace(client, cast):
+    from portal.selectors import tracking_uri
+
+    client.force_login(cast.reader)
+    response = client.get(tracking_uri(cast.workspace, "") + "/")
+    assert response.status_code == 302
+    ws = cast.workspace
+    assert response["Location"] == (
+        f"/subscriptions/{ws.resource_group.subscription_id}/resourceGroups/rg-main"
+        "/workspaces/ws-main/"
+    )
