@@ -43,6 +43,10 @@ class Command(BaseCommand):
                 "-",
                 "--graceful-timeout",
                 "10",
+                # The MLflow UI's bulk-interval history names 100 run ids in the query
+                # string (~4.3 kB), past gunicorn's default 4094-byte request line.
+                "--limit-request-line",
+                "8190",
             ],
         }
         if not opts["no_worker"]:

@@ -1,0 +1,533 @@
+"""Benchmark ML Studio's MLflow tracking protocol against `mlflow server`, side by side.
+
+Both servers run on this machine against the same PostgreSQL (separate databases,
+recreated at every start) with the same number of worker processes, and both are
+driven by the same workloads through the real `mlflow` client. Each workload runs
+in a fresh client process per server, so no client state leaks from one to the other.
+
+    .venv/bin/python bench/run.py            # full sizes (make bench)
+    .venv/bin/python bench/run.py --quick    # small sizes, a smoke test
+    .venv/bin/python bench/run.py --only mlflow --workloads ingest,search
+
+This module starts the servers and drives the run; `workloads.py` is the client
+side (one workload per process) and `report.py` builds the table. The table goes
+to stdout and, as markdown, to var/bench/last.md; server logs to var/bench/*.log.
+See bench/README.md for what each figure measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from report import LABELS, SERVERS, build_table, render_text, write_report
+from workloads import QUICK, RESULT_PREFIX, Sizes
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT_DIR = ROOT / "var" / "bench"
+BIN = Path(sys.executable).parent
+PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
+OURS_DB, MLFLOW_DB = "mlstudio_bench", "mlflow_bench"
+WORKLOADS = ("ingest", "log_metric", "search", "history", "bulk", "memory")
+
+
+@dataclasses.dataclass
+class Server:
+    key: str  # "ours" | "mlflow"
+    kind: str  # what actually runs in this slot: "studio" | "mlflow"
+    port: int
+    database: str
+    workdir: Path
+    uri: str = ""
+    token: str = ""
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://{PG_HOST}:{self.port}"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pg_connect(dbname: str = "postgres"):
+    import psycopg
+
+    return psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=dbname, autocommit=True, connect_timeout=5
+    )
+
+
+def ensure_postgres() -> None:
+    try:
+        _pg_connect().close()
+        return
+    except Exception as exc:
+        first_error = exc
+    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    if versions:
+        print(f"PostgreSQL is down; starting cluster {versions[-1]}/main …", flush=True)
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
+            check=False,
+        )
+        for _ in range(30):
+            try:
+                _pg_connect().close()
+                return
+            except Exception:
+                time.sleep(0.5)
+    sys.exit(f"PostgreSQL at {PG_HOST}:{PG_PORT} (user {PG_USER}) is unreachable: {first_error}")
+
+
+def recreate_database(name: str) -> None:
+    from psycopg import sql
+
+    with _pg_connect() as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def _clean_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in list(env):
+        if name.startswith("MLFLOW_TRACKING_") or name in {"MLFLOW_REGISTRY_URI"}:
+            del env[name]
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _studio_env(server: Server) -> dict[str, str]:
+    env = _clean_env()
+    env.update(
+        DEBUG="0",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SITE_URL=server.base,
+        # Plain HTTP on loopback: the HTTPS-only production defaults would redirect.
+        SECURE_SSL_REDIRECT="0",
+        SESSION_COOKIE_SECURE="0",
+        CSRF_COOKIE_SECURE="0",
+        SECURE_HSTS_SECONDS="0",
+        DATABASE_URL=f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{server.database}",
+        DATA_DIR=str(server.workdir),
+        ARTIFACT_ROOT=str(server.workdir / "artifacts"),
+        LOG_LEVEL="WARNING",
+    )
+    env.pop("REDIS_URL", None)
+    return env
+
+
+def _manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout.strip().splitlines()[-1].strip()
+
+
+def start_server(server: Server, workers: int, threads: int, sgi: str) -> None:
+    server.workdir.mkdir(parents=True, exist_ok=True)
+    recreate_database(server.database)
+    if server.kind == "studio":
+        env = _studio_env(server)
+        env.update(MLSTUDIO_ADMIN_USER="bench", MLSTUDIO_ADMIN_PASSWORD=secrets.token_urlsafe(16))
+        _manage(env, "migrate", "--noinput")
+        _manage(env, "ensure_admin")
+        server.uri = _manage(
+            env, "create_workspace", "bench", "bench-rg", "bench-ws", "--owner", "bench"
+        )
+        server.token = _manage(
+            env, "create_token", "bench", "--workspace", "bench/bench-rg/bench-ws"
+        )
+        command = [
+            str(BIN / "gunicorn"),
+            "portal.wsgi",
+            "--bind",
+            f"{PG_HOST}:{server.port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--timeout",
+            "600",
+            "--graceful-timeout",
+            "10",
+            # The UI's bulk-interval GET names up to 100 run ids in the query string:
+            # ~4.3 kB with our tracking URI, over gunicorn's default limit of 4094.
+            "--limit-request-line",
+            "8190",
+        ]
+        health = f"{server.base}/healthz"
+    else:
+        env = _clean_env()
+        if sgi == "gunicorn":  # Flask on gunicorn, configured like ours
+            server_opts = [
+                "--gunicorn-opts",
+                f"--threads {threads} --timeout 600 --limit-request-line 8190",
+            ]
+        else:  # the default: FastAPI + uvicorn
+            server_opts = ["--uvicorn-opts", "--no-access-log"]  # ours writes none either
+        command = [
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{server.database}",
+            "--artifacts-destination",
+            str(server.workdir / "artifacts"),
+            "--workers",
+            str(workers),
+            "--host",
+            PG_HOST,
+            "--port",
+            str(server.port),
+            *server_opts,
+        ]
+        server.uri = server.base
+        health = f"{server.base}/health"
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    server.log_path = OUT_DIR / f"{server.key}.log"
+    with open(server.log_path, "w") as log:
+        # Own session: Ctrl-C reaches only us, and we stop the whole server group.
+        server.proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    _wait_ready(server, health)
+
+
+def _wait_ready(server: Server, health: str, timeout: float = 180) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{LABELS[server.key]} exited at start-up:\n{_tail(server)}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(health, timeout=2).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"{LABELS[server.key]} did not answer {health} in {timeout:.0f}s")
+
+
+def _tail(server: Server, lines: int = 30) -> str:
+    if not server.log_path or not server.log_path.exists():
+        return ""
+    return "\n".join(server.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def stop_server(server: Server) -> None:
+    proc = server.proc
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+# --- memory ---------------------------------------------------------------------------
+
+
+def _process_tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _tree_rss_kb(pids: list[int]) -> dict[int, int]:
+    return {pid: _rss_kb(pid) for pid in pids}
+
+
+# --- driving the client ---------------------------------------------------------------
+
+
+def _client_command(server: Server, workload: str, sizes: Sizes, state: dict) -> tuple:
+    spec = {
+        "workload": workload,
+        "uri": server.uri,
+        "sizes": dataclasses.asdict(sizes),
+        "state": state,
+    }
+    env = _clean_env()
+    env.update(
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",  # a failure shows, it is not retried away
+        MLFLOW_HTTP_REQUEST_TIMEOUT="900",
+        MLFLOW_HTTP_POOL_MAXSIZE="32",
+    )
+    if server.kind == "studio":
+        env["MLFLOW_TRACKING_TOKEN"] = server.token
+    return [sys.executable, str(Path(__file__).with_name("workloads.py")), json.dumps(spec)], env
+
+
+class ClientError(RuntimeError):
+    """A client workload failed; the message is the last line of its traceback."""
+
+
+def _parse(stdout: str, stderr: str, returncode: int, label: str) -> dict:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX) :])
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    log = OUT_DIR / f"{label}-client-error.log"
+    log.write_text(stderr)
+    last = lines[-1].strip() if lines else f"exit code {returncode}, no output"
+    if len(last) > 400:  # mlflow's messages repeat the long URL; the cause is at the end
+        last = f"{last[:150]} … {last[-250:]}"
+    raise ClientError(f"{last} (full traceback: {log.relative_to(ROOT)})")
+
+
+def _run(server: Server, workload: str, sizes: Sizes, state: dict, sample: bool) -> dict:
+    """Run one client process; while it runs, optionally sample the server's RSS every 20 ms."""
+    command, env = _client_command(server, workload, sizes, state)
+    pids = _process_tree(server.proc.pid) if sample else []
+    baseline = _tree_rss_kb(pids)
+    peak, peak_total = dict(baseline), 0
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
+        while proc.poll() is None:
+            if sample:
+                now = _tree_rss_kb(pids)
+                for pid, rss in now.items():
+                    peak[pid] = max(peak[pid], rss)
+                peak_total = max(peak_total, sum(now.values()) - sum(baseline.values()))
+            time.sleep(0.02 if sample else 0.1)
+        out.seek(0)
+        err.seek(0)
+        result = _parse(out.read(), err.read(), proc.returncode, f"{server.key}-{workload}")
+    if sample:
+        result["peak_increase_mb"] = peak_total / 1024
+        result["max_process_increase_mb"] = max((peak[p] - baseline[p]) / 1024 for p in pids)
+        result["baseline_mb"] = sum(baseline.values()) / 1024
+        result["processes"] = len(pids)
+    return result
+
+
+def run_client(server: Server, workload: str, sizes: Sizes, state: dict | None = None) -> dict:
+    return _run(server, workload, sizes, state or {}, sample=False)
+
+
+def run_client_sampling(server: Server, workload: str, sizes: Sizes, state: dict) -> dict:
+    return _run(server, workload, sizes, state, sample=True)
+
+
+def analyze(server: Server) -> None:
+    """Refresh the planner's statistics, as autovacuum would on a production database
+    (this cluster may run with autovacuum off; a fresh bulk load has no statistics)."""
+    with _pg_connect(server.database) as conn:
+        conn.execute("ANALYZE")
+
+
+def run_workload(name: str, server: Server, sizes: Sizes) -> dict:
+    """Load data, ANALYZE, then measure reads — each step in a fresh client process."""
+    prep = {"search": "seed", "history": "history_prep", "bulk": "bulk_prep"}
+    if name == "memory":
+        loaded = run_client(server, "memory_prep", sizes)
+        analyze(server)
+        return {"prep": loaded, **run_client_sampling(server, "memory_read", sizes, loaded)}
+    if name in prep:
+        loaded = run_client(server, prep[name], sizes)
+        analyze(server)
+        state = {k: v for k, v in loaded.items() if k in ("experiment_id", "run_id", "run_ids")}
+        return {"prep": loaded, **run_client(server, name, sizes, state)}
+    return run_client(server, name, sizes)
+
+
+def _header(args: argparse.Namespace, started: float, load: tuple[float, ...]) -> str:
+    import mlflow
+
+    mlflow_sgi = (
+        "uvicorn" if args.mlflow_sgi == "uvicorn" else f"gunicorn, {args.threads} threads each"
+    )
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} CPUs, "
+        f"mlflow {mlflow.__version__}, Python {platform.python_version()}, "
+        f"{args.workers} worker processes each (ours: gunicorn, {args.threads} threads each; "
+        f"mlflow: {mlflow_sgi}), PostgreSQL {PG_HOST}:{PG_PORT}. "
+        f"Mode: {'quick' if args.quick else 'full'}; took {time.monotonic() - started:,.0f} s; "
+        f"load average at start {load[0]:.1f}, at end {os.getloadavg()[0]:.1f}."
+    )
+
+
+# --- main -----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Sizes]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument("--only", choices=SERVERS, help="benchmark one server only")
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS)}",
+    )
+    parser.add_argument("--workers", type=int, default=4, help="worker processes per server")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--mlflow-sgi",
+        choices=("uvicorn", "gunicorn"),
+        default="uvicorn",
+        help="how mlflow server serves: uvicorn (its default) or gunicorn --threads like ours",
+    )
+    for field in dataclasses.fields(Sizes):
+        parser.add_argument(
+            f"--{field.name.replace('_', '-')}",
+            type=int,
+            default=None,
+            help=f"(default {field.default:,})",
+        )
+    # Harness self-test: run a second `mlflow server` in our slot.
+    parser.add_argument("--ours-as-mlflow", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    sizes = Sizes(**(QUICK if args.quick else {}))
+    for field in dataclasses.fields(Sizes):
+        if getattr(args, field.name) is not None:
+            setattr(sizes, field.name, getattr(args, field.name))
+    sizes.bulk_runs = min(sizes.bulk_runs, 100)
+    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = set(args.workloads) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+    return args, sizes
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def servers_running(args: argparse.Namespace, workdir: Path) -> Iterator[list[Server]]:
+    chosen = [args.only] if args.only else list(SERVERS)
+    servers = [
+        Server(
+            key=key,
+            kind="mlflow" if key == "mlflow" or args.ours_as_mlflow else "studio",
+            port=_free_port(),
+            database=OURS_DB if key == "ours" else MLFLOW_DB,
+            workdir=workdir / key,
+        )
+        for key in chosen
+    ]
+    try:
+        for server in servers:
+            print(f"Starting {LABELS[server.key]} ({server.kind}) on {server.base} …", flush=True)
+            start_server(server, args.workers, args.threads, args.mlflow_sgi)
+            print(f"  tracking URI {server.uri}", flush=True)
+        yield servers
+    finally:
+        for server in servers:
+            stop_server(server)
+
+
+def _measure(name: str, server: Server, sizes: Sizes) -> dict:
+    label = LABELS[server.key]
+    if server.proc.poll() is not None:
+        return {"error": f"{label} is not running"}
+    print(f"[{name}] {label} …", end=" ", flush=True)
+    started = time.monotonic()
+    try:
+        result = run_workload(name, server, sizes)
+    except Exception as exc:
+        lines = str(exc).strip().splitlines()
+        result = {"error": lines[-1] if lines else repr(exc)}
+        print(f"failed: {result['error']}", flush=True)
+        if server.proc.poll() is not None:
+            print(f"{label} died; the end of {server.log_path}:\n{_tail(server)}", flush=True)
+        return result
+    print(f"{time.monotonic() - started:.1f} s", flush=True)
+    return result
+
+
+def main(argv: list[str]) -> int:
+    args, sizes = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    started, load = time.monotonic(), os.getloadavg()
+    if load[0] > (os.cpu_count() or 1) / 2:
+        print(
+            f"Note: load average is {load[0]:.1f} on {os.cpu_count()} CPUs; "
+            "other work on this machine makes the figures noisy.",
+            flush=True,
+        )
+    ensure_postgres()
+    for stale in OUT_DIR.glob("*-client-error.log"):
+        stale.unlink()
+    results: dict[str, dict[str, dict]] = {key: {} for key in SERVERS}
+    workdir = Path(tempfile.mkdtemp(prefix="mlstudio-bench-"))
+    try:
+        with servers_running(args, workdir) as servers:
+            for name in args.workloads:
+                for server in servers:
+                    results[server.key][name] = _measure(name, server, sizes)
+    except KeyboardInterrupt:
+        print("\nInterrupted; servers stopped.", file=sys.stderr)
+        return 130
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    table, misses = build_table(results, sizes)
+    print()
+    print(render_text(table))
+    path = OUT_DIR / "last.md"
+    write_report(table, results, sizes, _header(args, started, load), path)
+    if misses:
+        print(f"\nTargets missed ({len(misses)}): " + "; ".join(misses))
+    (OUT_DIR / "last.json").write_text(json.dumps(results, indent=2))
+    print(f"\nWritten to {path.relative_to(ROOT)}; raw results in var/bench/last.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

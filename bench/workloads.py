@@ -1,0 +1,396 @@
+"""The client side of the benchmark: each workload, run in its own process.
+
+`python bench/workloads.py '<json spec>'` runs one workload with the real `mlflow`
+client against the spec's tracking URI (credentials come from the environment, as
+for any mlflow user) and prints its figures as one JSON line after RESULT_PREFIX.
+The values logged are deterministic, so both servers receive the same data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import resource
+import secrets
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+RESULT_PREFIX = "BENCH-RESULT "
+SEARCH_FILTER = "metrics.acc > 0.5 and params.model = 'a'"
+SEARCH_ORDER = ["metrics.acc DESC"]
+
+
+@dataclasses.dataclass
+class Sizes:
+    runs: int = 5  # batch ingestion: runs, each with `params` params and `metrics` × `steps` points
+    metrics: int = 10
+    params: int = 20
+    steps: int = 1000
+    log_metric_calls: int = 300
+    search_runs: int = 10_000  # runs seeded (create_run + log_batch each) before searching
+    seed_threads: int = 16
+    search_repeats: int = 20
+    history_steps: int = 100_000
+    history_repeats: int = 3
+    bulk_runs: int = 100  # at most 100: the server's limit for one bulk-interval request
+    bulk_steps: int = 1000
+    bulk_max_results: int = 320  # what the MLflow UI asks for per chart
+    bulk_repeats: int = 10
+    memory_steps: int = 1_000_000
+
+
+QUICK = {
+    "runs": 2,
+    "steps": 200,
+    "log_metric_calls": 50,
+    "search_runs": 500,
+    "search_repeats": 5,
+    "history_steps": 10_000,
+    "history_repeats": 2,
+    "bulk_runs": 20,
+    "bulk_steps": 200,
+    "bulk_repeats": 3,
+    "memory_steps": 50_000,
+}
+
+
+def _value(i: int, k: int = 0) -> float:
+    """Deterministic pseudo-random values in [0, 1): the same data for both servers."""
+    return ((i * 7919 + k * 104729) % 10007) / 10007
+
+
+def _acc(i: int) -> float:
+    return _value(i, 1)
+
+
+def _model(i: int) -> str:
+    return "abc"[i % 3]
+
+
+def _expected_search_hits(n: int) -> int:
+    return sum(1 for i in range(n) if _acc(i) > 0.5 and _model(i) == "a")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _ms(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {
+        "mean_ms": statistics.fmean(ordered) * 1000,
+        "p50_ms": statistics.median(ordered) * 1000,
+        "p95_ms": p95 * 1000,
+    }
+
+
+def _experiment(client, prefix: str) -> str:
+    return client.create_experiment(f"bench-{prefix}-{secrets.token_hex(4)}")
+
+
+def _cpu() -> float:
+    """CPU seconds this client process has used: what the client itself costs."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Raw:
+    """Plain HTTP to the tracking URI with the client's credentials, for server-only timings:
+    request bodies are encoded before the clock starts and responses are not parsed."""
+
+    def __init__(self, uri: str) -> None:
+        import requests
+        from mlflow.utils.credentials import get_default_host_creds
+
+        creds = get_default_host_creds(uri)
+        self.uri = uri
+        self.session = requests.Session()
+        self.session.headers["Content-Type"] = "application/json"
+        if creds.token:
+            self.session.headers["Authorization"] = f"Bearer {creds.token}"
+        elif creds.username:
+            self.session.auth = (creds.username, creds.password or "")
+
+    def call(self, method: str, path: str, **kwargs):
+        response = self.session.request(method, f"{self.uri}/api/2.0/mlflow/{path}", **kwargs)
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"{method} {path}: HTTP {response.status_code} {response.text[:300]}"
+            )
+        return response
+
+
+def _batch_bodies(run_id: str, r: int, s: Sizes) -> list[bytes]:
+    """The requests MlflowClient.log_batch sends for one ingestion run: params ride along
+    with the first 1000 metrics."""
+    ts = _now_ms()
+    points = [
+        {"key": f"metric_{k}", "value": _value(step, k), "timestamp": ts + step, "step": step}
+        for step in range(s.steps)
+        for k in range(s.metrics)
+    ]
+    params = [{"key": f"param_{j}", "value": f"value-{r}-{j}"} for j in range(s.params)]
+    first = max(0, 1000 - len(params))  # as the client splits: params fill the first request
+    bodies = [{"run_id": run_id, "params": params, "metrics": points[:first]}]
+    bodies += [
+        {"run_id": run_id, "metrics": points[lo : lo + 1000]}
+        for lo in range(first, len(points), 1000)
+    ]
+    return [json.dumps(body).encode() for body in bodies]
+
+
+def w_ingest(client, uri: str, s: Sizes, state: dict) -> dict:
+    from mlflow.entities import Metric, Param
+
+    exp = _experiment(client, "ingest")
+    seconds, cpu, points = 0.0, 0.0, 0
+    for r in range(s.runs):
+        run_id = client.create_run(exp, run_name=f"ingest-{r}").info.run_id
+        params = [Param(f"param_{j}", f"value-{r}-{j}") for j in range(s.params)]
+        ts = _now_ms()
+        metrics = [
+            Metric(f"metric_{k}", _value(step, k), ts + step, step)
+            for step in range(s.steps)
+            for k in range(s.metrics)
+        ]
+        started, cpu_started = time.perf_counter(), _cpu()
+        client.log_batch(run_id, metrics=metrics, params=params)
+        seconds += time.perf_counter() - started
+        cpu += _cpu() - cpu_started
+        points += len(metrics)
+        client.set_terminated(run_id)
+    # The same requests again, encoded beforehand and sent as plain HTTP: the server alone.
+    raw, raw_seconds = Raw(uri), 0.0
+    for r in range(s.runs):
+        bodies = _batch_bodies(client.create_run(exp, run_name=f"raw-{r}").info.run_id, r, s)
+        started = time.perf_counter()
+        for body in bodies:
+            raw.call("POST", "runs/log-batch", data=body)
+        raw_seconds += time.perf_counter() - started
+    return {
+        "points": points,
+        "seconds": seconds,
+        "points_per_s": points / seconds,
+        "client_cpu_s": cpu,
+        "raw_seconds": raw_seconds,
+        "raw_points_per_s": points / raw_seconds,
+    }
+
+
+def w_log_metric(client, uri: str, s: Sizes, state: dict) -> dict:
+    run_id = client.create_run(_experiment(client, "log-metric")).info.run_id
+    for i in range(5):  # connection set-up and first-request costs are not the figure
+        client.log_metric(run_id, "warmup", _value(i), step=i)
+    latencies = []
+    for i in range(s.log_metric_calls):
+        started = time.perf_counter()
+        client.log_metric(run_id, "loss", _value(i), step=i)
+        latencies.append(time.perf_counter() - started)
+    return {"calls": len(latencies), **_ms(latencies)}
+
+
+def w_seed(client, uri: str, s: Sizes, state: dict) -> dict:
+    from mlflow.entities import Metric, Param
+
+    exp = _experiment(client, "search")
+    ts = _now_ms()
+
+    def one(i: int) -> None:
+        run_id = client.create_run(exp, run_name=f"seed-{i}").info.run_id
+        client.log_batch(
+            run_id,
+            metrics=[Metric("acc", _acc(i), ts, 0), Metric("loss", 1 - _acc(i), ts, 0)],
+            params=[Param("model", _model(i)), Param("lr", str(_value(i, 2)))],
+        )
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(s.seed_threads) as pool:
+        for _ in pool.map(one, range(s.search_runs)):
+            pass
+    seconds = time.perf_counter() - started
+    return {
+        "experiment_id": exp,
+        "runs": s.search_runs,
+        "seconds": seconds,
+        "runs_per_s": s.search_runs / seconds,
+    }
+
+
+def w_search(client, uri: str, s: Sizes, state: dict) -> dict:
+    exp = state["experiment_id"]
+
+    def search():
+        return client.search_runs([exp], SEARCH_FILTER, order_by=SEARCH_ORDER, max_results=100)
+
+    for _ in range(2):
+        search()
+    latencies = []
+    for _ in range(s.search_repeats):
+        started = time.perf_counter()
+        runs = search()
+        latencies.append(time.perf_counter() - started)
+    accs = [r.data.metrics.get("acc") for r in runs]
+    expected = min(100, _expected_search_hits(s.search_runs))
+    correct = (
+        len(runs) == expected
+        and all(a is not None and a > 0.5 for a in accs)
+        and accs == sorted(accs, reverse=True)
+        and all(r.data.params.get("model") == "a" for r in runs)
+    )
+    return {"returned": len(runs), "expected": expected, "correct": correct, **_ms(latencies)}
+
+
+def _log_series(client, run_id: str, key: str, steps: int, threads: int = 1) -> float:
+    """Log `steps` points of one metric in requests of 1000; return the seconds it took."""
+    from mlflow.entities import Metric
+
+    ts = _now_ms()
+    chunks = [
+        [Metric(key, _value(i), ts + i, i) for i in range(lo, min(steps, lo + 1000))]
+        for lo in range(0, steps, 1000)
+    ]
+    started = time.perf_counter()
+    client.log_batch(run_id, metrics=chunks[0])  # creates the latest-value row alone
+    if threads == 1:
+        for chunk in chunks[1:]:
+            client.log_batch(run_id, metrics=chunk)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            for _ in pool.map(lambda c: client.log_batch(run_id, metrics=c), chunks[1:]):
+                pass
+    return time.perf_counter() - started
+
+
+def w_history_prep(client, uri: str, s: Sizes, state: dict) -> dict:
+    run_id = client.create_run(_experiment(client, "history")).info.run_id
+    return {"run_id": run_id, "log_seconds": _log_series(client, run_id, "long", s.history_steps)}
+
+
+def _raw_history(raw: Raw, run_id: str, key: str) -> tuple[int, int]:
+    """Page through get-history as the client does (25,000 a page); (pages, bytes)."""
+    from mlflow.tracking._tracking_service.client import GET_METRIC_HISTORY_MAX_RESULTS
+
+    token, pages, size = None, 0, 0
+    while True:
+        params = {
+            "run_id": run_id,
+            "metric_key": key,
+            "max_results": GET_METRIC_HISTORY_MAX_RESULTS,
+        }
+        if token:
+            params["page_token"] = token
+        body = raw.call("GET", "metrics/get-history", params=params).content
+        pages, size = pages + 1, size + len(body)
+        found = re.search(rb'"next_page_token"\s*:\s*"([^"]+)"', body)
+        if not found:
+            return pages, size
+        token = found.group(1).decode()
+
+
+def w_history(client, uri: str, s: Sizes, state: dict) -> dict:
+    run_id = state["run_id"]
+    times, cpus = [], []
+    for _ in range(s.history_repeats):
+        started, cpu_started = time.perf_counter(), _cpu()
+        history = client.get_metric_history(run_id, "long")
+        times.append(time.perf_counter() - started)
+        cpus.append(_cpu() - cpu_started)
+        if len(history) != s.history_steps:
+            raise AssertionError(f"history has {len(history)} points, not {s.history_steps}")
+    raw, raw_times = Raw(uri), []
+    for _ in range(s.history_repeats):
+        started = time.perf_counter()
+        pages, size = _raw_history(raw, run_id, "long")
+        raw_times.append(time.perf_counter() - started)
+    best = min(times)
+    return {
+        "points": s.history_steps,
+        "best_s": best,
+        "median_s": statistics.median(times),
+        "points_per_s": s.history_steps / best,
+        "client_cpu_s": min(cpus),
+        "raw_best_s": min(raw_times),
+        "raw_pages": pages,
+        "raw_mb": size / 1e6,
+    }
+
+
+def w_bulk_prep(client, uri: str, s: Sizes, state: dict) -> dict:
+    exp = _experiment(client, "bulk")
+    with ThreadPoolExecutor(8) as pool:
+        run_ids = list(
+            pool.map(
+                lambda i: client.create_run(exp, run_name=f"bulk-{i}").info.run_id,
+                range(s.bulk_runs),
+            )
+        )
+        for _ in pool.map(lambda r: _log_series(client, r, "loss", s.bulk_steps), run_ids):
+            pass
+    return {"run_ids": run_ids}
+
+
+def w_bulk(client, uri: str, s: Sizes, state: dict) -> dict:
+    # What the MLflow UI's charts request (run_ids repeated); the client has no method for it.
+    raw = Raw(uri)
+    params = {"run_ids": state["run_ids"], "metric_key": "loss", "max_results": s.bulk_max_results}
+
+    def fetch() -> int:
+        body = raw.call("GET", "metrics/get-history-bulk-interval", params=params).json()
+        return len(body.get("metrics", []))
+
+    fetch()
+    latencies, points = [], 0
+    for _ in range(s.bulk_repeats):
+        started = time.perf_counter()
+        points = fetch()
+        latencies.append(time.perf_counter() - started)
+    if points == 0:
+        raise AssertionError("bulk-interval history returned no points")
+    return {"runs": len(state["run_ids"]), "points_returned": points, **_ms(latencies)}
+
+
+def w_memory_prep(client, uri: str, s: Sizes, state: dict) -> dict:
+    run_id = client.create_run(_experiment(client, "memory")).info.run_id
+    seconds = _log_series(client, run_id, "huge", s.memory_steps, threads=4)
+    return {"run_id": run_id, "log_seconds": seconds}
+
+
+def w_memory_read(client, uri: str, s: Sizes, state: dict) -> dict:
+    started = time.perf_counter()
+    history = client.get_metric_history(state["run_id"], "huge")
+    seconds = time.perf_counter() - started
+    if len(history) != s.memory_steps:
+        raise AssertionError(f"history has {len(history)} points, not {s.memory_steps}")
+    return {"points": len(history), "seconds": seconds}
+
+
+CLIENT_WORKLOADS: dict[str, Callable[..., dict]] = {
+    "ingest": w_ingest,
+    "log_metric": w_log_metric,
+    "seed": w_seed,
+    "search": w_search,
+    "history_prep": w_history_prep,
+    "history": w_history,
+    "bulk_prep": w_bulk_prep,
+    "bulk": w_bulk,
+    "memory_prep": w_memory_prep,
+    "memory_read": w_memory_read,
+}
+
+
+def client_main(spec: dict) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=spec["uri"])
+    sizes = Sizes(**spec["sizes"])
+    result = CLIENT_WORKLOADS[spec["workload"]](client, spec["uri"], sizes, spec["state"])
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    client_main(json.loads(sys.argv[1]))
