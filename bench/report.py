@@ -79,6 +79,15 @@ def rows(s: Sizes) -> list[Row]:
             1,
         ),
         Row(
+            "↳ same request, server only (plain HTTP, response not parsed)",
+            "search",
+            "raw_mean_ms",
+            "ms",
+            False,
+            None,
+            1,
+        ),
+        Row(
             f"get_metric_history, {hist} points (best of {s.history_repeats})",
             "history",
             "best_s",

@@ -234,6 +234,21 @@ def w_search(client, uri: str, s: Sizes, state: dict) -> dict:
         started = time.perf_counter()
         runs = search()
         latencies.append(time.perf_counter() - started)
+    # The same request as plain HTTP, the answer not parsed: the server's share.
+    raw, raw_latencies = Raw(uri), []
+    body = json.dumps(
+        {
+            "experiment_ids": [exp],
+            "filter": SEARCH_FILTER,
+            "order_by": SEARCH_ORDER,
+            "max_results": 100,
+            "run_view_type": "ACTIVE_ONLY",
+        }
+    ).encode()
+    for _ in range(s.search_repeats):
+        started = time.perf_counter()
+        raw.call("POST", "runs/search", data=body)
+        raw_latencies.append(time.perf_counter() - started)
     accs = [r.data.metrics.get("acc") for r in runs]
     expected = min(100, _expected_search_hits(s.search_runs))
     correct = (
@@ -242,7 +257,13 @@ def w_search(client, uri: str, s: Sizes, state: dict) -> dict:
         and accs == sorted(accs, reverse=True)
         and all(r.data.params.get("model") == "a" for r in runs)
     )
-    return {"returned": len(runs), "expected": expected, "correct": correct, **_ms(latencies)}
+    return {
+        "returned": len(runs),
+        "expected": expected,
+        "correct": correct,
+        "raw_mean_ms": statistics.mean(raw_latencies) * 1000,
+        **_ms(latencies),
+    }
 
 
 def _log_series(client, run_id: str, key: str, steps: int, threads: int = 1) -> float:
