@@ -34,19 +34,12 @@ class AuditedAdmin(admin.ModelAdmin):
 
 def _purge_metric_points(objects: list) -> None:
     """Metric points are deleted in bulk ahead of the cascade (they carry no foreign key)."""
-    from tracking.models import Run
+    from tracking.selectors import runs_within
     from tracking.services.purge import metric_points_purge
 
     for obj in objects:
-        if isinstance(obj, Workspace):
-            runs = Run.objects.filter(workspace=obj)
-        elif isinstance(obj, ResourceGroup):
-            runs = Run.objects.filter(workspace__resource_group=obj)
-        elif isinstance(obj, Subscription):
-            runs = Run.objects.filter(workspace__resource_group__subscription=obj)
-        else:
-            continue
-        metric_points_purge(runs=runs)
+        if isinstance(obj, Subscription | ResourceGroup | Workspace):
+            metric_points_purge(runs=runs_within(obj))
 
 
 class MembershipInline(admin.TabularInline):

@@ -8,10 +8,10 @@ for good, its metric points with it.
 from __future__ import annotations
 
 from django.contrib import admin
-from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from tracking.models import Experiment, LoggedModel, ModelVersion, RegisteredModel, Run
+from tracking.selectors import runs_within
 from tracking.services.purge import metric_points_purge
 
 
@@ -19,21 +19,14 @@ class ReadMostlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def _runs(self, objects) -> QuerySet[Run]:
-        pks = [obj.pk for obj in objects]
-        if self.model is Run:
-            return Run.objects.filter(pk__in=pks)
-        if self.model is Experiment:
-            return Run.objects.filter(experiment__in=pks)
-        return Run.objects.none()
-
     def delete_model(self, request: HttpRequest, obj) -> None:
-        metric_points_purge(runs=self._runs([obj]))
+        if isinstance(obj, Experiment | Run):
+            metric_points_purge(runs=runs_within(obj))
         super().delete_model(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset) -> None:
-        metric_points_purge(runs=self._runs(list(queryset)))
-        super().delete_queryset(request, queryset)
+        for obj in queryset:
+            self.delete_model(request, obj)
 
 
 @admin.register(Experiment)

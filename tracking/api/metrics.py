@@ -8,7 +8,7 @@ import orjson
 from django.http import HttpResponse, StreamingHttpResponse
 from mlflow.store.tracking import GET_METRIC_HISTORY_MAX_RESULTS
 
-from portal.errors import InvalidParameter
+from portal.errors import InvalidParameter, NotFound
 from tracking.api.protocol import Call, json_float, route
 from tracking.models import Run
 from tracking.selectors import metrics as sel
@@ -91,8 +91,6 @@ def get_history_bulk_interval(call: Call) -> dict:
     )
     missing_ids = set(run_ids) - set(runs.values())
     if missing_ids:
-        from portal.errors import NotFound
-
         raise NotFound(f"Run with id={sorted(missing_ids)[0]} not found")
     rows = sel.sampled_history(
         list(runs), key, max_results=max_results, start_step=start_step, end_step=end_step

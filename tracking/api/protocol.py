@@ -111,9 +111,6 @@ class Call:
     def username(self) -> str:
         return self.user.get_username() if self.user.is_authenticated else ""
 
-    def has(self, name: str) -> bool:
-        return self.data.get(name) not in (None, "")
-
     def _scalar(self, name: str, *, required: bool = False) -> Any:
         """The argument's single value (GET arguments may repeat), None when absent."""
         value = self.data.get(name)

@@ -5,17 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from mlflow.utils.validation import MAX_BATCH_LOG_REQUEST_SIZE
+from mlflow.utils.validation import MAX_BATCH_LOG_REQUEST_SIZE, _validate_batch_log_limits
 
 from portal.errors import InvalidParameter
 from tracking.api.experiments import resolve_experiment
 from tracking.api.protocol import Call, as_float, as_int, missing, page, route
 from tracking.models import Run
 from tracking.selectors import run_get
-from tracking.selectors.runs import runs_by_pks, runs_json
+from tracking.selectors.runs import run_info_json, runs_by_pks, runs_json
 from tracking.services import runs as svc
 from tracking.services.datasets import run_log_inputs
-from tracking.services.experiments import now_ms
 
 
 def _run_id(call: Call) -> str:
@@ -67,8 +66,6 @@ def update(call: Call) -> dict:
             end_time=call.int("end_time"),
             run_name=call.str("run_name"),
         )
-    from tracking.selectors.runs import run_info_json
-
     return {"run_info": run_info_json(run)}
 
 
@@ -161,8 +158,7 @@ def log_batch(call: Call) -> dict:
     raw_metrics = call.dicts("metrics")
     raw_params = _pairs(call, "params")
     raw_tags = _pairs(call, "tags")
-    from mlflow.utils.validation import _validate_batch_log_limits
-
+    # Refuse an oversized batch before parsing a thousand metrics of it.
     _validate_batch_log_limits(raw_metrics, raw_params, raw_tags)
     seen: set[str] = set()
     metrics = [_metric(m, seen, i) for i, m in enumerate(raw_metrics)]
@@ -202,6 +198,3 @@ def search(call: Call) -> dict:
         page_token=call.str("page_token") or None,
     )
     return page("runs", runs_json(runs_by_pks(list(pks))), token)
-
-
-__all__ = ["now_ms"]

@@ -8,6 +8,7 @@ from tracking.selectors.core import (
     experiment_get,
     experiment_get_by_name,
     run_get,
+    runs_within,
 )
 
-__all__ = ["experiment_get", "experiment_get_by_name", "run_get"]
+__all__ = ["experiment_get", "experiment_get_by_name", "run_get", "runs_within"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
+
 from portal.errors import NotFound
-from portal.models import Workspace
+from portal.models import ResourceGroup, Subscription, Workspace
 from tracking.models import Experiment, Run
 
 
@@ -42,3 +44,18 @@ def run_get(*, workspace: Workspace, run_id: str, for_update: bool = False) -> R
     if run is None:
         raise NotFound(f"Run with id={run_id} not found")
     return run
+
+
+def runs_within(obj: Subscription | ResourceGroup | Workspace | Experiment | Run) -> QuerySet[Run]:
+    """Every run at or below a node of the tree, deleted ones included."""
+    if isinstance(obj, Run):
+        return Run.objects.filter(pk=obj.pk)
+    if isinstance(obj, Experiment):
+        return Run.objects.filter(experiment=obj)
+    if isinstance(obj, Workspace):
+        return Run.objects.filter(workspace=obj)
+    if isinstance(obj, ResourceGroup):
+        return Run.objects.filter(workspace__resource_group=obj)
+    if isinstance(obj, Subscription):
+        return Run.objects.filter(workspace__resource_group__subscription=obj)
+    raise TypeError(f"no runs below a {type(obj).__name__}")

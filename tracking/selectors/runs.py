@@ -14,6 +14,7 @@ from tracking.models import (
     Run,
     RunInput,
 )
+from tracking.selectors.logged_models import run_outputs
 
 
 def run_info_json(run: Run) -> dict[str, Any]:
@@ -31,14 +32,6 @@ def run_info_json(run: Run) -> dict[str, Any]:
     if run.end_time is not None:
         info["end_time"] = run.end_time
     return info
-
-
-def _model_outputs(run_pks: list[int]) -> dict[int, list[dict]]:
-    try:
-        from tracking.selectors.logged_models import run_outputs
-    except ImportError:
-        return {}
-    return run_outputs(run_pks)
 
 
 def runs_json(runs: list[Run]) -> list[dict[str, Any]]:
@@ -85,7 +78,7 @@ def runs_json(runs: list[Run]) -> list[dict[str, Any]]:
         if d.profile:
             dataset["profile"] = d.profile
         inputs[item.run_id].append({"tags": item.tags, "dataset": dataset})
-    outputs = _model_outputs(pks)
+    outputs = run_outputs(pks)
     result = []
     for run in runs:
         entry: dict[str, Any] = {

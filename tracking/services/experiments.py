@@ -8,12 +8,11 @@ from urllib.parse import unquote
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from mlflow.utils.validation import (
-    MAX_EXPERIMENT_NAME_LENGTH,
     _validate_experiment_name,
     _validate_experiment_tag,
 )
 
-from portal.errors import AlreadyExists, InvalidParameter
+from portal.errors import AlreadyExists, InvalidParameter, NotFound
 from portal.models import Workspace
 from tracking.models import Experiment, ExperimentTag, LifecycleStage, Run
 
@@ -107,8 +106,6 @@ def _require_active(experiment: Experiment) -> None:
 def experiment_rename(*, experiment: Experiment, new_name: str) -> Experiment:
     _validate_experiment_name(new_name)
     _require_active(experiment)
-    if len(new_name) > MAX_EXPERIMENT_NAME_LENGTH:
-        raise InvalidParameter("new_name is too long")
     try:
         with transaction.atomic():
             experiment.name = new_name
@@ -164,6 +161,4 @@ def experiment_delete_tag(*, experiment: Experiment, key: str) -> None:
     _require_active(experiment)
     deleted, _ = ExperimentTag.objects.filter(experiment=experiment, key=key).delete()
     if not deleted:
-        from portal.errors import NotFound
-
         raise NotFound(f"No tag with name: {key} in experiment with id {experiment.pk}")

@@ -30,10 +30,11 @@ from mlflow.utils.validation import (
     _validate_tag_name,
 )
 
-from portal.errors import InvalidParameter
+from portal.errors import InvalidParameter, NotFound
 from portal.models import Workspace
 from tracking.models import Experiment, LifecycleStage, Run, RunStatus
 from tracking.services.experiments import now_ms
+from tracking.services.logged_models import logged_model_metrics_record
 
 PARAM_TABLE = "tracking_param"
 TAG_TABLE = "tracking_runtag"
@@ -72,7 +73,7 @@ def _check_key(key: Any, what: str, validator) -> str:
     return key
 
 
-def _text(value: Any, what: str, limit: int) -> str:
+def _text(value: Any, limit: int) -> str:
     """MLflow truncates over-long param and tag values rather than refusing them."""
     if value is None:
         value = ""
@@ -83,7 +84,7 @@ def _text(value: Any, what: str, limit: int) -> str:
 
 def clean_params(params: list[tuple[Any, Any]]) -> list[tuple[str, str]]:
     cleaned = [
-        (_check_key(k, "Param", _validate_param_name), _text(v, "Param", MAX_PARAM_VAL_LENGTH))
+        (_check_key(k, "Param", _validate_param_name), _text(v, MAX_PARAM_VAL_LENGTH))
         for k, v in params
     ]
     _validate_param_keys_unique([_KeyOnly(k) for k, _ in cleaned])
@@ -93,7 +94,7 @@ def clean_params(params: list[tuple[Any, Any]]) -> list[tuple[str, str]]:
 def clean_tags(tags: list[tuple[Any, Any]]) -> list[tuple[str, str]]:
     cleaned: dict[str, str] = {}
     for k, v in tags:  # the last value of a key in one batch wins
-        cleaned[_check_key(k, "Tag", _validate_tag_name)] = _text(v, "Tag", MAX_TAG_VAL_LENGTH)
+        cleaned[_check_key(k, "Tag", _validate_tag_name)] = _text(v, MAX_TAG_VAL_LENGTH)
     return list(cleaned.items())
 
 
@@ -351,27 +352,23 @@ def _record_model_metrics(run: Run, metrics: list[MetricIn]) -> None:
     linked = [m for m in metrics if m.model_id]
     if not linked:
         return
-    from tracking.services import logged_models
-
-    record = getattr(logged_models, "logged_model_metrics_record", None)
-    if record is not None:
-        record(
-            workspace=run.workspace,
-            run=run,
-            metrics=[
-                {
-                    "key": m.key,
-                    "value": m.value,
-                    "is_nan": m.is_nan,
-                    "timestamp": m.timestamp,
-                    "step": m.step,
-                    "model_id": m.model_id,
-                    "dataset_name": m.dataset_name,
-                    "dataset_digest": m.dataset_digest,
-                }
-                for m in linked
-            ],
-        )
+    logged_model_metrics_record(
+        workspace=run.workspace,
+        run=run,
+        metrics=[
+            {
+                "key": m.key,
+                "value": m.value,
+                "is_nan": m.is_nan,
+                "timestamp": m.timestamp,
+                "step": m.step,
+                "model_id": m.model_id,
+                "dataset_name": m.dataset_name,
+                "dataset_digest": m.dataset_digest,
+            }
+            for m in linked
+        ],
+    )
 
 
 def run_log_batch(
@@ -406,8 +403,6 @@ def run_log_batch(
 
 
 def run_delete_tag(*, run: Run, key: str) -> None:
-    from portal.errors import NotFound
-
     require_active(run)
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {TAG_TABLE} WHERE run_id = %s AND key = %s", [run.pk, key])
