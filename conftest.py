@@ -6,10 +6,15 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the
 # tests make beside it are still synchronous and safe.
@@ -169,3 +174,50 @@ def stop_worker(worker: WorkerProcess) -> None:
     except subprocess.TimeoutExpired:
         worker.process.kill()
         worker.process.wait()
+
+
+# --- Browser (headless Chromium through Playwright) ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the whole module."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+
+    require(CHROMIUM.exists(), f"Chromium is not installed at {CHROMIUM}")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def new_page(browser: Browser, live_server) -> Iterator[Callable[[], Page]]:
+    """Open pages in fresh browser contexts (separate cookie jars, so separate users)."""
+    from tests.browser import TIMEOUT_MS
+
+    contexts = []
+
+    def open_page() -> Page:
+        context = browser.new_context(
+            base_url=live_server.url, viewport={"width": 1280, "height": 900}
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page: Callable[[], Page]) -> Page:
+    return new_page()

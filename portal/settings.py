@@ -8,6 +8,7 @@ ImproperlyConfigured at start-up rather than failing later.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 from pathlib import Path
@@ -201,7 +202,13 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
+# plotly.js is served from the plotly package's own copy, as /static/vendor/plotly/plotly.min.js.
+_PLOTLY_SPEC = importlib.util.find_spec("plotly")
 STATICFILES_DIRS = [BASE_DIR / "static"]
+if _PLOTLY_SPEC is not None and _PLOTLY_SPEC.origin:
+    STATICFILES_DIRS.append(
+        ("vendor/plotly", str(Path(_PLOTLY_SPEC.origin).parent / "package_data"))
+    )
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -40,6 +40,7 @@ urlpatterns = [
     path(f"{WS}/members/", views.members, name="workspace-members"),
     path(f"{WS}/activity/", views.workspace_activity, name="workspace-activity"),
     path(f"{WS}/tracking-token/", views.workspace_tracking_token, name="workspace-tracking-token"),
+    path(f"{WS}/", include("tracking.urls")),
     path("memberships/<int:membership_id>/", views.membership_change, name="membership-change"),
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/<uuid:token_id>/revoke/", views.token_revoke, name="token-revoke"),

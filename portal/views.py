@@ -128,7 +128,7 @@ def subscription_edit(request: HttpRequest, subscription_id) -> HttpResponse:
     return render(
         request,
         "portal/form.html",
-        {"form": form, "title": f"Edit subscription {sub.name}", "crumbs": _crumbs(sub)},
+        {"form": form, "title": f"Edit subscription {sub.name}", "crumbs": crumbs_for(sub)},
     )
 
 
@@ -153,7 +153,7 @@ def resource_group_create(request: HttpRequest, subscription_id) -> HttpResponse
     return render(
         request,
         "portal/form.html",
-        {"form": form, "title": "New resource group", "crumbs": _crumbs(sub)},
+        {"form": form, "title": "New resource group", "crumbs": crumbs_for(sub)},
     )
 
 
@@ -177,7 +177,7 @@ def resource_group_detail(
             "rg": rg,
             "access": access,
             "workspaces": workspaces,
-            "crumbs": _crumbs(rg.subscription),
+            "crumbs": crumbs_for(rg.subscription),
             "activity": selectors.audit_entries_for(rg, 20) if access.can_read else [],
         },
     )
@@ -197,7 +197,7 @@ def resource_group_edit(request: HttpRequest, subscription_id, resource_group: s
     return render(
         request,
         "portal/form.html",
-        {"form": form, "title": f"Edit resource group {rg.name}", "crumbs": _crumbs(rg)},
+        {"form": form, "title": f"Edit resource group {rg.name}", "crumbs": crumbs_for(rg)},
     )
 
 
@@ -222,7 +222,9 @@ def workspace_create(request: HttpRequest, subscription_id, resource_group: str)
             messages.success(request, f"Workspace “{ws.name}” created.")
             return redirect(workspace_url(ws))
     return render(
-        request, "portal/form.html", {"form": form, "title": "New workspace", "crumbs": _crumbs(rg)}
+        request,
+        "portal/form.html",
+        {"form": form, "title": "New workspace", "crumbs": crumbs_for(rg)},
     )
 
 
@@ -249,7 +251,7 @@ def _render_workspace(
             "access": access,
             "details": details,
             "new_token": new_token,
-            "crumbs": _crumbs(ws.resource_group),
+            "crumbs": crumbs_for(ws.resource_group),
             "nav": "overview",
             "members": selectors.memberships_for_scope(ws),
             "activity": selectors.audit_entries_for(ws, 10),
@@ -298,7 +300,7 @@ def workspace_edit(
         {
             "form": form,
             "title": f"Edit workspace {ws.name}",
-            "crumbs": _crumbs(ws),
+            "crumbs": crumbs_for(ws),
             "ws": ws,
             "nav": "overview",
         },
@@ -320,7 +322,7 @@ def workspace_activity(
             "ws": ws,
             "access": access,
             "entries": selectors.audit_entries_for(ws, 200),
-            "crumbs": _crumbs(ws),
+            "crumbs": crumbs_for(ws),
             "nav": "activity",
         },
     )
@@ -360,7 +362,7 @@ def members(request: HttpRequest, **kwargs) -> HttpResponse:
         "form": form,
         "memberships": selectors.memberships_for_scope(scope),
         "roles": Role.choices,
-        "crumbs": _crumbs(scope),
+        "crumbs": crumbs_for(scope),
         "nav": "members",
     }
     if isinstance(scope, Workspace):
@@ -415,12 +417,12 @@ def _members_url(scope: Subscription | ResourceGroup | Workspace) -> str:
     return subscription_url(scope, "subscription-members")
 
 
-def _crumbs(obj: Subscription | ResourceGroup | Workspace) -> list[tuple[str, str]]:
+def crumbs_for(obj: Subscription | ResourceGroup | Workspace) -> list[tuple[str, str]]:
     """Breadcrumbs from the subscription down to obj (inclusive)."""
     if isinstance(obj, Workspace):
-        return [*_crumbs(obj.resource_group), (obj.name, workspace_url(obj))]
+        return [*crumbs_for(obj.resource_group), (obj.name, workspace_url(obj))]
     if isinstance(obj, ResourceGroup):
-        return [*_crumbs(obj.subscription), (obj.name, resource_group_url(obj))]
+        return [*crumbs_for(obj.subscription), (obj.name, resource_group_url(obj))]
     return [(obj.name, subscription_url(obj))]
 
 

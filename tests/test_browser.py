@@ -7,109 +7,16 @@ page it visited under var/screenshots/ for a human to look over.
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from conftest import ROOT, require
 from portal.tests.factories import PASSWORD
+from tests.browser import api_get, login, rg_path, shot, ws_path
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = ROOT / "var" / "screenshots"
-TIMEOUT_MS = 10_000
-
-expect.set_options(timeout=TIMEOUT_MS)
-
-
-# --- Fixtures -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole module."""
-    require(CHROMIUM.exists(), f"Chromium is not installed at {CHROMIUM}")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def new_page(browser: Browser, live_server) -> Iterator[Callable[[], Page]]:
-    """Open pages in fresh browser contexts (separate cookie jars, so separate users)."""
-    contexts = []
-
-    def open_page() -> Page:
-        context = browser.new_context(
-            base_url=live_server.url, viewport={"width": 1280, "height": 900}
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
-def page(new_page: Callable[[], Page]) -> Page:
-    return new_page()
-
-
-# --- Helpers --------------------------------------------------------------------------
-
-
-def shot(page: Page, name: str) -> None:
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def login(page: Page, username: str, password: str = PASSWORD) -> None:
-    page.goto("/login/")
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name=f"Welcome, {username}")).to_be_visible()
-
-
-def rg_path(cast) -> str:
-    return f"/subscriptions/{cast.subscription.id}/resourceGroups/{cast.resource_group.name}/"
-
-
-def ws_path(cast, workspace: str = "ws-main", suffix: str = "") -> str:
-    return f"{rg_path(cast)}workspaces/{workspace}/{suffix}"
-
-
-def api_get(url: str, token: str) -> tuple[int, dict]:
-    """GET a JSON endpoint with a bearer token, bypassing any proxy settings."""
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
 
 
 # --- Scenarios ------------------------------------------------------------------------

@@ -1,0 +1,3 @@
+"""Pages: compare."""
+
+urlpatterns: list = []

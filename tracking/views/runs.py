@@ -1,0 +1,3 @@
+"""Pages: runs."""
+
+urlpatterns: list = []
