@@ -108,17 +108,41 @@ def search_runs(
     """
     # Validate everything before touching the database, in mlflow's order.
     limit = _max_results(max_results, allow_none=True)
+    runs = run_search_queryset(
+        workspace=workspace,
+        experiment_ids=experiment_ids,
+        filter_string=filter_string,
+        run_view_type=run_view_type,
+        order_by=order_by,
+    )
+    offset = _offset(page_token)
+    if runs is None:
+        return [], None
+    return _page(runs, offset, limit)
+
+
+def run_search_queryset(
+    *,
+    workspace: Workspace,
+    experiment_ids: list[str],
+    filter_string: str = "",
+    run_view_type: str = "ACTIVE_ONLY",
+    order_by: list[str] | None = None,
+) -> QuerySet | None:
+    """The ordered queryset of matching Run pks (None when no experiment can match).
+
+    Pages slice it and count it; the filter and order are validated here, with
+    mlflow's messages, before any query runs.
+    """
     stages = _stages(run_view_type)
     with _as_invalid_parameter():
         parsed_filters = _parsed_run_filter(filter_string)
     conditions = [_run_condition(clause) for clause in parsed_filters]
     relations, ordering, joined = _run_ordering(order_by, _metrics_required(parsed_filters))
-    offset = _offset(page_token)
     ids = _experiment_pks(experiment_ids)
     if not ids:
-        return [], None
-
-    runs = (
+        return None
+    return (
         Run.objects.filter(
             workspace_id=workspace.pk, experiment_id__in=ids, lifecycle_stage__in=stages
         )
@@ -128,7 +152,6 @@ def search_runs(
         .order_by(*ordering)
         .values_list("pk", flat=True)
     )
-    return _page(runs, offset, limit)
 
 
 def search_experiments(

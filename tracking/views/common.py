@@ -34,7 +34,7 @@ def ws_kwargs(ws: Workspace) -> dict[str, Any]:
     return {"subscription_id": rg.subscription_id, "resource_group": rg.name, "workspace": ws.name}
 
 
-def ws_reverse(ws: Workspace, name: str, **extra: Any) -> str:
+def ws_reverse(ws: Workspace, name: str, /, **extra: Any) -> str:
     """reverse() for a page under a workspace: `ws_reverse(ws, "run", run_id=...)`."""
     return reverse(name, kwargs={**ws_kwargs(ws), **extra})
 
