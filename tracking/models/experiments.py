@@ -119,6 +119,15 @@ class RunTag(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="run_tag_unique")]
+        indexes = [
+            # A run page lists its children by this tag; values are 32-character run ids,
+            # so a partial index stays small (other tag values can be 8000 characters).
+            models.Index(
+                fields=["value"],
+                condition=models.Q(key="mlflow.parentRunId"),
+                name="run_tag_parent_idx",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.key

@@ -287,7 +287,9 @@ def run_action(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         return redirect(back)
     noun = "run" if done == 1 else "runs"
     verb = {"delete": "Deleted", "restore": "Restored", "purge": "Purged"}[action]
-    note = " They are hidden until restored." if action == "delete" else ""
+    note = ""
+    if action == "delete" and done:
+        note = " It is hidden until restored." if done == 1 else " They are hidden until restored."
     messages.success(request, f"{verb} {done} {noun}.{note}")
     return redirect(back)
 
