@@ -62,9 +62,7 @@ def _render_list(
     if sort not in tables.EXPERIMENT_SORTS:
         sort = "-activity"
     deleted = request.GET.get("view") == "deleted"
-    experiments = tables.experiments_for_list(
-        workspace=ws, query=query, sort=sort, deleted=deleted
-    )
+    experiments = tables.experiments_for_list(workspace=ws, query=query, sort=sort, deleted=deleted)
     page = Paginator(experiments, EXPERIMENTS_PER_PAGE).get_page(request.GET.get("page"))
     context = {
         "page": page,
