@@ -200,7 +200,8 @@ def experiment_detail(request: HttpRequest, experiment_id: int, **kwargs: Any) -
         "experiment_action_url": ws_reverse(ws, "experiment-action", experiment_id=experiment.pk),
         "sortable": _sort_links(columns, order),
     }
-    status = 400 if error else 200
+    # htmx swaps only 2xx answers by default; the error is part of the swapped panel.
+    status = 400 if error and not request.htmx else 200
     if request.htmx:
         return render(
             request,
