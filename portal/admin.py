@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count
 from django.http import HttpRequest
 
 from portal import services
-from portal.models import ApiToken, AuditEntry, Membership, ResourceGroup, Subscription, Workspace
+from portal.models import (
+    ApiToken,
+    AuditEntry,
+    DeletionJob,
+    Membership,
+    ResourceGroup,
+    Subscription,
+    Workspace,
+)
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -21,25 +29,33 @@ class AuditedAdmin(admin.ModelAdmin):
         )
 
     def delete_model(self, request: HttpRequest, obj) -> None:
+        if isinstance(obj, Subscription | ResourceGroup | Workspace):
+            _delete_scope(request, obj)
+            return
         services.audit_record(actor=request.user, action="delete", target=obj)
-        _purge_metric_points([obj])
         super().delete_model(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset) -> None:
         for obj in queryset:
-            services.audit_record(actor=request.user, action="delete", target=obj)
-        _purge_metric_points(list(queryset))
-        super().delete_queryset(request, queryset)
+            self.delete_model(request, obj)
 
 
-def _purge_metric_points(objects: list) -> None:
-    """Metric points are deleted in bulk ahead of the cascade (they carry no foreign key)."""
-    from tracking.selectors import runs_within
-    from tracking.services.purge import metric_points_purge
-
-    for obj in objects:
-        if isinstance(obj, Subscription | ResourceGroup | Workspace):
-            metric_points_purge(runs=runs_within(obj))
+def _delete_scope(request: HttpRequest, obj: Subscription | ResourceGroup | Workspace) -> None:
+    """The console deletes workspaces and resource groups with the same deletion job as
+    the pages (run here, not queued), so stored artifacts go too, not only rows."""
+    groups = list(obj.resource_groups.all()) if isinstance(obj, Subscription) else [obj]
+    for target in groups:
+        job = services.deletion_job_execute(actor=request.user, target=target)
+        if job.status != DeletionJob.Status.SUCCEEDED:
+            messages.error(
+                request,
+                f"Deleting {target} did not finish: {job.error or job.phase}. "
+                "Its deletion job carries on in the background.",
+            )
+            return
+    if isinstance(obj, Subscription):
+        services.audit_record(actor=request.user, action="delete", target=obj)
+        obj.delete()
 
 
 class MembershipInline(admin.TabularInline):
@@ -96,7 +112,7 @@ class ResourceGroupAdmin(AuditedAdmin):
     search_fields = ("name", "subscription__name", "id")
     list_filter = ("location", "subscription")
     list_select_related = ("subscription", "created_by")
-    readonly_fields = ("id", "created_at", "updated_at")
+    readonly_fields = ("id", "created_at", "updated_at", "deletion_requested_at")
     autocomplete_fields = ("subscription",)
     inlines = [ResourceGroupMembershipInline]
 
@@ -128,7 +144,7 @@ class WorkspaceAdmin(AuditedAdmin):
     )
     list_filter = ("location", "resource_group__subscription", "created_at")
     list_select_related = ("resource_group__subscription", "created_by")
-    readonly_fields = ("id", "created_at", "updated_at")
+    readonly_fields = ("id", "created_at", "updated_at", "deletion_requested_at")
     autocomplete_fields = ("resource_group",)
     inlines = [WorkspaceMembershipInline]
 
@@ -196,6 +212,36 @@ class AuditEntryAdmin(admin.ModelAdmin):
     search_fields = ("actor_name", "target_repr", "target_id", "workspace_id")
     list_filter = ("action", "target_type", "timestamp")
     date_hierarchy = "timestamp"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(DeletionJob)
+class DeletionJobAdmin(admin.ModelAdmin):
+    """Deletion jobs are written by services and workers; the console only shows them."""
+
+    list_display = (
+        "label",
+        "kind",
+        "status",
+        "phase",
+        "progress_done",
+        "progress_total",
+        "attempts",
+        "created_by",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("kind", "status", "created_at")
+    search_fields = ("label", "id", "workspace_id", "resource_group_id")
+    list_select_related = ("created_by",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -128,3 +128,19 @@ class TokenForm(forms.Form):
     def clean_expires_in(self) -> int | None:
         value = self.cleaned_data.get("expires_in")
         return int(value) if value else None
+
+
+class DeleteConfirmForm(forms.Form):
+    """The name typed to confirm a deletion; the service checks that it matches."""
+
+    confirm_name = forms.CharField(
+        max_length=200,
+        strip=True,
+        error_messages={"required": "Type the name to confirm."},
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args, what: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["confirm_name"].label = f"Type the {what} name to confirm"
+        self.fields["confirm_name"].error_messages["required"] = f"Type the {what} name to confirm."

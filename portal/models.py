@@ -62,6 +62,9 @@ class ResourceGroup(TenancyObject):
         max_length=40, default="local", validators=[validators.validate_location]
     )
     tags = models.JSONField(default=dict, blank=True, validators=[validators.validate_tags])
+    # Set when someone asked to delete it: from then on it is gone for everyone (404)
+    # while a DeletionJob removes what is below it and finally the row.
+    deletion_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta(TenancyObject.Meta):
         constraints = [
@@ -85,6 +88,8 @@ class Workspace(TenancyObject):
     # Where this workspace's artifacts live: a local folder or a Blob container URL
     # with a prefix. Set from ARTIFACT_ROOT at creation; only staff change it.
     artifact_root = models.CharField(max_length=500)
+    # As on ResourceGroup: set by a deletion request, the row goes when the job ends.
+    deletion_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta(TenancyObject.Meta):
         constraints = [
@@ -92,6 +97,14 @@ class Workspace(TenancyObject):
                 "resource_group", Lower("name"), name="workspace_name_unique_ci"
             ),
         ]
+
+    @property
+    def is_deleting(self) -> bool:
+        """Deletion was requested for it or for its resource group."""
+        return (
+            self.deletion_requested_at is not None
+            or self.resource_group.deletion_requested_at is not None
+        )
 
     @property
     def arm_id(self) -> str:
@@ -273,6 +286,9 @@ class AuditEntry(models.Model):
 
 AUDIT_VERBS = {
     "create": "created",
+    "delete_request": "requested deletion of",
+    "delete_fail": "could not finish deleting",
+    "purge_request": "requested purge of",
     "update": "updated",
     "delete": "deleted",
     "grant": "granted",
@@ -280,3 +296,68 @@ AUDIT_VERBS = {
     "restore": "restored",
     "purge": "purged",
 }
+
+
+class DeletionJob(models.Model):
+    """One cascade deletion (an experiment purge, a workspace, a resource group).
+
+    The row is written before the Celery message is sent and the task updates it, so
+    a lost message or a dead worker is recovered from here (see portal.tasks). Target
+    ids are plain values, not foreign keys: the job outlives what it deletes.
+    """
+
+    class Kind(models.TextChoices):
+        EXPERIMENT = "experiment", "Experiment"
+        WORKSPACE = "workspace", "Workspace"
+        RESOURCE_GROUP = "resource_group", "Resource group"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    subscription_id = models.UUIDField(db_index=True)
+    resource_group_id = models.UUIDField(null=True, blank=True, db_index=True)
+    workspace_id = models.UUIDField(null=True, blank=True, db_index=True)
+    experiment_id = models.BigIntegerField(null=True, blank=True)
+    # "Contoso › rg-main › ws-main": what it was, readable after the rows are gone.
+    label = models.CharField(max_length=400)
+    # Artifact roots to purge, copied at request time so that a job re-run after
+    # the workspace rows are gone still knows where the files are.
+    artifact_roots = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    phase = models.CharField(max_length=200, blank=True)
+    progress_done = models.BigIntegerField(default=0)
+    progress_total = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # The heartbeat: every step touches it, so a stale one means nobody is working.
+    updated_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"Delete {self.get_kind_display().lower()} {self.label}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        if self.progress_total <= 0:
+            return 0
+        return min(99, int(100 * self.progress_done / self.progress_total))

@@ -8,10 +8,13 @@ Access rules, in one place:
   and a token's scope caps the role (read → reader, write → contributor).
 - An object nobody granted you anything on, at or below it, does not exist for
   you (404); one you can see but not act on answers 403.
+- A workspace or resource group whose deletion was requested does not exist for
+  anyone any more (404, here and in the MLflow API), while its job purges it.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -25,6 +28,7 @@ from portal.models import (
     TOKEN_SCOPE_CAP,
     ApiToken,
     AuditEntry,
+    DeletionJob,
     Membership,
     ResourceGroup,
     Role,
@@ -32,6 +36,8 @@ from portal.models import (
     Workspace,
     role_at_least,
 )
+
+log = logging.getLogger(__name__)
 
 User = AbstractBaseUser | AnonymousUser
 Scope = Subscription | ResourceGroup | Workspace
@@ -60,9 +66,16 @@ def scope_chain(obj: Scope) -> tuple[UUID | None, UUID | None, UUID | None]:
     return obj.id, None, None
 
 
+def is_deleting(obj: Scope) -> bool:
+    """Whether deletion was requested for obj or for a scope above it."""
+    if isinstance(obj, Workspace):
+        return obj.is_deleting
+    return isinstance(obj, ResourceGroup) and obj.deletion_requested_at is not None
+
+
 def role_for(user: User, obj: Scope, token: ApiToken | None = None) -> str | None:
     """The user's effective role on obj (inherited from above), or None."""
-    if not user.is_authenticated or not user.is_active:
+    if not user.is_authenticated or not user.is_active or is_deleting(obj):
         return None
     sub_id, rg_id, ws_id = scope_chain(obj)
     if token is not None and token.workspace_id is not None and token.workspace_id != ws_id:
@@ -83,9 +96,16 @@ def _has_access_below(user: User, obj: Scope) -> bool:
     if isinstance(obj, Workspace):
         return False
     if isinstance(obj, ResourceGroup):
-        return Membership.objects.filter(user=user, workspace__resource_group=obj).exists()
+        return Membership.objects.filter(
+            user=user, workspace__resource_group=obj, workspace__deletion_requested_at=None
+        ).exists()
     return Membership.objects.filter(
-        Q(resource_group__subscription=obj) | Q(workspace__resource_group__subscription=obj),
+        Q(resource_group__subscription=obj, resource_group__deletion_requested_at=None)
+        | Q(
+            workspace__resource_group__subscription=obj,
+            workspace__deletion_requested_at=None,
+            workspace__resource_group__deletion_requested_at=None,
+        ),
         user=user,
     ).exists()
 
@@ -116,7 +136,7 @@ class Access:
 def _access(
     user: User, obj: Scope | None, min_role: str | None, token: ApiToken | None, what: str
 ) -> Access:
-    if obj is None:
+    if obj is None or is_deleting(obj):
         raise NotFound(f"{what} not found")
     role = role_for(user, obj, token)
     visible = role is not None or (
@@ -199,8 +219,15 @@ def can_create_subscription(user: User) -> bool:
 # --- Listings ----------------------------------------------------------------
 
 
+def live_workspaces() -> QuerySet[Workspace]:
+    """Workspaces nobody asked to delete (nor their resource group)."""
+    return Workspace.objects.filter(
+        deletion_requested_at=None, resource_group__deletion_requested_at=None
+    )
+
+
 def visible_workspaces(user: User, token: ApiToken | None = None) -> QuerySet[Workspace]:
-    qs = Workspace.objects.select_related("resource_group__subscription")
+    qs = live_workspaces().select_related("resource_group__subscription")
     if not user.is_authenticated or not user.is_active:
         return qs.none()
     if token is not None and token.workspace_id is not None:
@@ -261,7 +288,7 @@ def tenancy_tree(user: User, subscription_id: UUID | None = None) -> list[TreeSu
     ws_roles = {m.workspace_id: m.role for m in memberships if m.workspace_id}
 
     workspaces = visible_workspaces(user).annotate(member_count=Count("memberships"))
-    rgs = ResourceGroup.objects.select_related("subscription")
+    rgs = ResourceGroup.objects.filter(deletion_requested_at=None).select_related("subscription")
     subs = Subscription.objects.all()
     if subscription_id is not None:
         workspaces = workspaces.filter(resource_group__subscription_id=subscription_id)
@@ -388,3 +415,132 @@ def workspace_details(workspace: Workspace, base: str) -> dict:
         "mlflowTrackingUri": tracking_uri(workspace, base),
         "provisioningState": "Succeeded",
     }
+
+
+# --- Deletion ------------------------------------------------------------------
+
+
+def deletion_job_parent(job: DeletionJob) -> Scope | None:
+    """The scope a job's target sits in (whose readers may follow the job), if it is
+    still there: the workspace of an experiment, the resource group of a workspace,
+    the subscription of a resource group."""
+    if job.kind == DeletionJob.Kind.EXPERIMENT:
+        return (
+            Workspace.objects.select_related("resource_group__subscription")
+            .filter(pk=job.workspace_id)
+            .first()
+        )
+    if job.kind == DeletionJob.Kind.WORKSPACE:
+        return (
+            ResourceGroup.objects.select_related("subscription")
+            .filter(pk=job.resource_group_id)
+            .first()
+        )
+    return Subscription.objects.filter(pk=job.subscription_id).first()
+
+
+@dataclass
+class JobAccess:
+    """A deletion job as a given user meets it, and the scope it belongs to."""
+
+    job: DeletionJob
+    parent: Scope | None
+    role: str | None  # the user's role on the parent
+    is_creator: bool
+
+    @property
+    def can_retry(self) -> bool:
+        """A failed job may be queued again by whoever asked for it, or a contributor."""
+        return self.job.status == DeletionJob.Status.FAILED and (
+            self.is_creator or role_at_least(self.role, Role.CONTRIBUTOR)
+        )
+
+
+def deletion_job_access(*, user: User, job_id: UUID | str) -> JobAccess:
+    """The job, if the user created it or can read its parent scope; else 404."""
+    job = DeletionJob.objects.select_related("created_by").filter(pk=job_id).first()
+    if job is None or not user.is_authenticated or not user.is_active:
+        raise NotFound("Deletion job not found")
+    parent = deletion_job_parent(job)
+    role = role_for(user, parent) if parent is not None else None
+    if user.is_superuser:
+        role = Role.OWNER
+    is_creator = job.created_by_id is not None and job.created_by_id == user.pk
+    if role is None and not is_creator:
+        raise NotFound("Deletion job not found")
+    return JobAccess(job=job, parent=parent, role=role, is_creator=is_creator)
+
+
+def deletion_jobs_for(obj: Subscription | ResourceGroup, limit: int = 10) -> list[DeletionJob]:
+    """Recent deletions of what lives directly in obj (for its page)."""
+    if isinstance(obj, ResourceGroup):
+        jobs = DeletionJob.objects.filter(resource_group_id=obj.id, kind=DeletionJob.Kind.WORKSPACE)
+    else:
+        jobs = DeletionJob.objects.filter(
+            subscription_id=obj.id,
+            kind__in=[DeletionJob.Kind.RESOURCE_GROUP, DeletionJob.Kind.WORKSPACE],
+        )
+    return list(jobs.select_related("created_by")[:limit])
+
+
+def experiment_purge_job(*, experiment_id: int) -> DeletionJob | None:
+    """The queued or running purge of this experiment, if any: while there is one, the
+    experiment must not be restored (its files may be gone already)."""
+    return DeletionJob.objects.filter(
+        kind=DeletionJob.Kind.EXPERIMENT,
+        experiment_id=experiment_id,
+        status__in=[DeletionJob.Status.QUEUED, DeletionJob.Status.RUNNING],
+    ).first()
+
+
+@dataclass
+class DeletionSummary:
+    """What deleting a workspace or a resource group takes away, for its confirm page."""
+
+    workspaces: list[Workspace]
+    experiments: int
+    runs: int
+    artifact_files: int
+    artifact_bytes: int
+    artifacts_counted_all: bool  # False when counting stopped at the limit
+
+
+ARTIFACT_COUNT_LIMIT = 10_000
+
+
+def deletion_summary(obj: Workspace | ResourceGroup) -> DeletionSummary:
+    """Counts of workspaces, experiments, runs and stored artifact files below obj.
+    Artifact files are counted up to ARTIFACT_COUNT_LIMIT, so the page stays fast."""
+    from tracking.artifacts import store_for
+    from tracking.models import Experiment, Run
+
+    if isinstance(obj, Workspace):
+        workspaces = [obj]
+    else:
+        workspaces = list(Workspace.objects.filter(resource_group=obj).order_by("name"))
+    ids = [ws.pk for ws in workspaces]
+    files = size = 0
+    complete = True
+    for ws in workspaces:
+        try:
+            for entry in store_for(ws).walk(""):
+                files += 1
+                size += entry.file_size or 0
+                if files >= ARTIFACT_COUNT_LIMIT:
+                    complete = False
+                    break
+        except Exception:
+            # Unreachable storage (of any backend) must not break the confirm page:
+            # the count is shown as partial instead.
+            log.warning("Could not count the artifacts of workspace %s", ws.pk, exc_info=True)
+            complete = False
+        if not complete:
+            break
+    return DeletionSummary(
+        workspaces=workspaces,
+        experiments=Experiment.objects.filter(workspace_id__in=ids).count(),
+        runs=Run.objects.filter(workspace_id__in=ids).count(),
+        artifact_files=files,
+        artifact_bytes=size,
+        artifacts_counted_all=complete,
+    )

@@ -18,3 +18,18 @@ def ping() -> dict:
 @shared_task(name="portal.tasks.purge_expired_tokens")
 def purge_expired_tokens() -> int:
     return services.tokens_purge_expired()
+
+
+# acks_late + reject_on_worker_lost: a worker killed midway leaves the message to be
+# delivered again; the job's steps are idempotent, so the next worker finishes it.
+@shared_task(name="portal.tasks.deletion_job_run", acks_late=True, reject_on_worker_lost=True)
+def deletion_job_run(job_id: str) -> str:
+    """Run one deletion job; its outcome (and any error) is recorded on the job row."""
+    job = services.deletion_job_run(job_id=job_id)
+    return job.status if job is not None else "missing"
+
+
+@shared_task(name="portal.tasks.deletion_jobs_recover")
+def deletion_jobs_recover() -> int:
+    """Beat: re-send deletion jobs whose message was lost or whose worker died."""
+    return len(services.deletion_jobs_recover())

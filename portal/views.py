@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal import forms, selectors, services
 from portal.errors import InvalidParameter, NotFound, PermissionDenied, StudioError
-from portal.models import Membership, ResourceGroup, Role, Subscription, Workspace
+from portal.models import DeletionJob, Membership, ResourceGroup, Role, Subscription, Workspace
 from portal.selectors import Access
 
 
@@ -106,6 +106,7 @@ def subscription_detail(request: HttpRequest, subscription_id) -> HttpResponse:
             "access": access,
             "node": tree[0] if tree else None,
             "activity": selectors.audit_entries_for(sub, 20) if access.can_read else [],
+            "deletions": selectors.deletion_jobs_for(sub) if access.can_read else [],
         },
     )
 
@@ -179,6 +180,7 @@ def resource_group_detail(
             "workspaces": workspaces,
             "crumbs": crumbs_for(rg.subscription),
             "activity": selectors.audit_entries_for(rg, 20) if access.can_read else [],
+            "deletions": selectors.deletion_jobs_for(rg) if access.can_read else [],
         },
     )
 
@@ -326,6 +328,114 @@ def workspace_activity(
             "nav": "activity",
         },
     )
+
+
+# --- Deletion ------------------------------------------------------------------------------
+
+
+@login_required
+def resource_group_delete(
+    request: HttpRequest, subscription_id, resource_group: str
+) -> HttpResponse:
+    access = _resolve(
+        request, Role.CONTRIBUTOR, subscription_id=subscription_id, resource_group=resource_group
+    )
+    return _delete_confirm(request, access.obj, "resource group", crumbs_for(access.obj))
+
+
+@login_required
+def workspace_delete(
+    request: HttpRequest, subscription_id, resource_group: str, workspace: str
+) -> HttpResponse:
+    access = _resolve(
+        request,
+        Role.CONTRIBUTOR,
+        subscription_id=subscription_id,
+        resource_group=resource_group,
+        workspace=workspace,
+    )
+    return _delete_confirm(request, access.obj, "workspace", crumbs_for(access.obj))
+
+
+def _delete_confirm(
+    request: HttpRequest, target: Workspace | ResourceGroup, what: str, crumbs: list
+) -> HttpResponse:
+    """The page that lists what will go and asks for the name; POST starts the job."""
+    # Not `request.POST or None`: an empty POST must show "type the name", not a blank form.
+    form = forms.DeleteConfirmForm(request.POST if request.method == "POST" else None, what=what)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = services.deletion_job_request(
+                actor=request.user, target=target, confirm_name=form.cleaned_data["confirm_name"]
+            )
+        except InvalidParameter as exc:
+            _fail(form, exc, "confirm_name")
+        else:
+            return redirect("deletion-job", job_id=job.id)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "portal/delete_confirm.html",
+        {
+            "target": target,
+            "what": what,
+            "form": form,
+            "summary": selectors.deletion_summary(target),
+            "cancel_url": workspace_url(target)
+            if isinstance(target, Workspace)
+            else resource_group_url(target),
+            "crumbs": crumbs,
+        },
+        status=status,
+    )
+
+
+def _job_context(request: HttpRequest, job_id) -> dict:
+    access = selectors.deletion_job_access(user=request.user, job_id=job_id)
+    parent = access.parent if access.role is not None else None
+    back = None
+    if parent is not None:
+        if access.job.kind == DeletionJob.Kind.EXPERIMENT:
+            back = (workspace_url(parent, "experiments"), "Back to experiments")
+        elif isinstance(parent, ResourceGroup):
+            back = (resource_group_url(parent), f"Back to resource group {parent.name}")
+        else:
+            back = (subscription_url(parent), f"Back to subscription {parent.name}")
+    return {"job": access.job, "access": access, "back": back, "parent": parent}
+
+
+@login_required
+@require_GET
+def deletion_job(request: HttpRequest, job_id) -> HttpResponse:
+    context = _job_context(request, job_id)
+    parent = context["parent"]
+    context["crumbs"] = crumbs_for(parent) if parent is not None else []
+    return render(request, "portal/deletion_job.html", context)
+
+
+@login_required
+@require_GET
+@never_cache
+def deletion_job_status(request: HttpRequest, job_id) -> HttpResponse:
+    """The live part of the job page, polled by htmx every second until the job ends."""
+    return render(request, "portal/_deletion_job_status.html", _job_context(request, job_id))
+
+
+@login_required
+@require_POST
+def deletion_job_retry(request: HttpRequest, job_id) -> HttpResponse:
+    access = selectors.deletion_job_access(user=request.user, job_id=job_id)
+    if not access.can_retry:
+        raise PermissionDenied(
+            "Only who asked for this deletion, or a contributor, can retry a failed job."
+        )
+    try:
+        services.deletion_job_retry(actor=request.user, job=access.job)
+    except InvalidParameter as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "The deletion job was queued again.")
+    return redirect("deletion-job", job_id=access.job.id)
 
 
 # --- Members (one view for the three scopes) ----------------------------------------------

@@ -1,8 +1,9 @@
 """Admin console registrations of the tracking app, for support staff.
 
-Nothing is added here (clients log through the MLflow protocol). Deleting is
-allowed, so cascades from a workspace go through; a run deleted here is purged
-for good, its metric points with it.
+Nothing is added here (clients log through the MLflow protocol). Deleting goes
+through the same purge as the pages, so stored artifacts go with the rows: a run or
+an experiment deleted here is soft-deleted, then purged for good (metric points,
+rows, artifacts); a logged model takes its artifact folder with it.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
+from tracking.artifacts import store_for
 from tracking.models import Experiment, LoggedModel, ModelVersion, RegisteredModel, Run
-from tracking.selectors import runs_within
-from tracking.services.purge import metric_points_purge
+from tracking.services import purge
+from tracking.services.experiments import experiment_delete
+from tracking.services.runs import run_delete
 
 
 class ReadMostlyAdmin(admin.ModelAdmin):
@@ -20,9 +23,19 @@ class ReadMostlyAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request: HttpRequest, obj) -> None:
-        if isinstance(obj, Experiment | Run):
-            metric_points_purge(runs=runs_within(obj))
-        super().delete_model(request, obj)
+        if isinstance(obj, Run):
+            run_delete(run=obj)
+            purge.run_purge(actor=request.user, workspace=obj.workspace, runs=[obj])
+        elif isinstance(obj, Experiment):
+            experiment_delete(experiment=obj)
+            purge.experiment_purge(actor=request.user, experiment=obj)
+        elif isinstance(obj, LoggedModel):
+            folder = purge.logged_model_artifact_folder(obj.model_id, obj.artifact_location)
+            if folder:
+                store_for(obj.workspace).delete_prefix(folder)
+            super().delete_model(request, obj)
+        else:
+            super().delete_model(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset) -> None:
         for obj in queryset:

@@ -53,8 +53,16 @@ def _check(validator: Callable[[Any], None], value: Any, field: str) -> None:
 
 
 def audit_record(
-    *, actor: AbstractBaseUser | None, action: str, target: Model, changes: dict | None = None
+    *,
+    actor: AbstractBaseUser | None,
+    action: str,
+    target: Model,
+    changes: dict | None = None,
+    target_type: str | None = None,
+    target_repr: str | None = None,
 ) -> AuditEntry:
+    """Record an action on target. target_type/target_repr describe what was acted on
+    when it is not one row (a purge of several runs is recorded on their workspace)."""
     if isinstance(target, Membership):
         scope = target.scope
     elif isinstance(target, Subscription | ResourceGroup | Workspace):
@@ -66,9 +74,9 @@ def audit_record(
         actor=actor if actor is not None and actor.is_authenticated else None,
         actor_name=actor.get_username() if actor is not None and actor.is_authenticated else "",
         action=action,
-        target_type=target._meta.verbose_name,
+        target_type=target_type or target._meta.verbose_name,
         target_id=str(target.pk),
-        target_repr=str(target)[:300],
+        target_repr=(target_repr if target_repr is not None else str(target))[:300],
         subscription_id=sub_id,
         resource_group_id=rg_id,
         workspace_id=ws_id,
@@ -134,7 +142,10 @@ def resource_group_create(
     _check(validators.validate_resource_group_name, name, "name")
     _check(validators.validate_location, location, "location")
     _check(validators.validate_tags, tags, "tags")
-    if subscription.resource_groups.filter(name__iexact=name).exists():
+    existing = subscription.resource_groups.filter(name__iexact=name).first()
+    if existing is not None:
+        if existing.deletion_requested_at is not None:
+            raise AlreadyExists(_still_deleting("Resource group", name))
         raise AlreadyExists(f"Resource group '{name}' already exists in this subscription.")
     try:
         with transaction.atomic():
@@ -165,6 +176,14 @@ def resource_group_update(
     return resource_group
 
 
+def _still_deleting(what: str, name: str) -> str:
+    # The old row lives until its deletion job ends; its name is free from then on.
+    return (
+        f"{what} '{name}' is still being deleted. Its name can be used again "
+        "once the deletion job has finished."
+    )
+
+
 def default_artifact_root(workspace: Workspace) -> str:
     root = settings.ARTIFACT_ROOT
     if root.startswith(("https://", "http://")):
@@ -189,7 +208,12 @@ def workspace_create(
     _check(validators.validate_workspace_name, name, "name")
     _check(validators.validate_location, location, "location")
     _check(validators.validate_tags, tags, "tags")
-    if resource_group.workspaces.filter(name__iexact=name).exists():
+    if resource_group.deletion_requested_at is not None:
+        raise NotFound("Resource group not found")
+    existing = resource_group.workspaces.filter(name__iexact=name).first()
+    if existing is not None:
+        if existing.deletion_requested_at is not None:
+            raise AlreadyExists(_still_deleting("Workspace", name))
         raise AlreadyExists(f"Workspace '{name}' already exists in this resource group.")
     ws = Workspace(
         resource_group=resource_group,
