@@ -14,6 +14,7 @@ from mlflow.utils.validation import (
 
 from portal.errors import AlreadyExists, InvalidParameter, NotFound
 from portal.models import Workspace
+from portal.selectors import experiment_purge_job
 from tracking.models import Experiment, ExperimentTag, LifecycleStage, Run
 
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -137,6 +138,7 @@ def experiment_restore(*, experiment: Experiment) -> Experiment:
     """Restores the experiment and the runs that were deleted with it."""
     if experiment.lifecycle_stage == LifecycleStage.ACTIVE:
         return experiment
+    refuse_restore_while_purging(experiment.pk)
     stamp = experiment.deleted_at
     experiment.lifecycle_stage = LifecycleStage.ACTIVE
     experiment.deleted_at = None
@@ -147,6 +149,14 @@ def experiment_restore(*, experiment: Experiment) -> Experiment:
         runs = runs.filter(deleted_at__gte=stamp)
     runs.update(lifecycle_stage=LifecycleStage.ACTIVE, deleted_at=None)
     return experiment
+
+
+def refuse_restore_while_purging(experiment_id: int) -> None:
+    """A purge job may already have removed files; restoring would bring back a husk."""
+    if experiment_purge_job(experiment_id=experiment_id) is not None:
+        raise InvalidParameter(
+            f"The experiment {experiment_id} is being purged and can no longer be restored."
+        )
 
 
 def experiment_set_tag(*, experiment: Experiment, key: str, value: str) -> None:

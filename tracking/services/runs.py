@@ -33,7 +33,7 @@ from mlflow.utils.validation import (
 from portal.errors import InvalidParameter, NotFound
 from portal.models import Workspace
 from tracking.models import Experiment, LifecycleStage, Run, RunStatus
-from tracking.services.experiments import now_ms
+from tracking.services.experiments import now_ms, refuse_restore_while_purging
 from tracking.services.logged_models import logged_model_metrics_record
 
 PARAM_TABLE = "tracking_param"
@@ -194,6 +194,7 @@ def run_delete(*, run: Run) -> Run:
 
 def run_restore(*, run: Run) -> Run:
     if run.lifecycle_stage != LifecycleStage.ACTIVE:
+        refuse_restore_while_purging(run.experiment_id)
         run.lifecycle_stage = LifecycleStage.ACTIVE
         run.deleted_at = None
         run.save(update_fields=["lifecycle_stage", "deleted_at"])

@@ -285,3 +285,22 @@ def test_run_ids_of_another_workspace_are_ignored(client, cast, data):
     client.post(url(cast, "run-action"), {"action": "delete", "run_ids": [theirs.run_uuid]})
     theirs.refresh_from_db()
     assert theirs.lifecycle_stage == "active"
+
+
+def test_restore_is_refused_while_a_purge_job_is_pending(client, cast, data, monkeypatch):
+    from portal.services import deletion
+
+    monkeypatch.setattr(deletion, "_enqueue", lambda job_id, countdown=None: None)
+    as_user(client, cast, "owner")
+    fraud = data["fraud"]
+    action = url(cast, "experiment-action", experiment_id=fraud.pk)
+    client.post(action, {"action": "delete"})
+    response = client.post(action, {"action": "purge"})
+    assert response.status_code == 302 and "/jobs/" in response["Location"]
+    response = client.post(action, {"action": "restore"}, follow=True)
+    assert "can no longer be restored" in response.content.decode()
+    fraud.refresh_from_db()
+    assert fraud.lifecycle_stage == "deleted"
+    run_id = data["runs"][0].run_uuid
+    client.post(url(cast, "run-action"), {"action": "restore", "run_ids": [run_id]})
+    assert Run.objects.get(run_uuid=run_id).lifecycle_stage == "deleted"
