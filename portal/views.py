@@ -16,6 +16,7 @@ from portal import forms, selectors, services
 from portal.errors import InvalidParameter, NotFound, PermissionDenied, StudioError
 from portal.models import DeletionJob, Membership, ResourceGroup, Role, Subscription, Workspace
 from portal.selectors import Access
+from tracking.selectors.tables import experiments_for_list
 
 
 def _fail(form: django_forms.Form, exc: StudioError, field: str | None = None) -> None:
@@ -257,6 +258,7 @@ def _render_workspace(
             "nav": "overview",
             "members": selectors.memberships_for_scope(ws),
             "activity": selectors.audit_entries_for(ws, 10),
+            "recent_experiments": experiments_for_list(workspace=ws)[:5],
         },
     )
 
