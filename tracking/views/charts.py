@@ -1,7 +1,13 @@
 """Chart data for run and compare pages: downsampled metric series as JSON.
 
-No page ever loads a whole history: a series longer than `points` comes back as
-min/max buckets (spikes survive), and zooming asks again for the visible step range.
+No page ever loads a whole history: a series longer than `points` comes back as its
+first, last, lowest and highest point per step bucket (spikes survive), and zooming
+asks again for the visible step range, which comes back whole once it is short enough.
+
+Pages embed the chart component (static/js/charts.js) with `chart_embed()`:
+
+    <div class="metric-charts" data-metric-charts data-url="{{ charts.url }}"
+         data-runs="{{ charts.runs }}" data-keys="{{ charts.keys }}"></div>
 """
 
 from __future__ import annotations
@@ -16,13 +22,15 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from portal.errors import InvalidParameter
+from portal.models import Workspace
 from tracking.models import Run
-from tracking.selectors.metrics import sampled_history
-from tracking.views.common import workspace_for
+from tracking.selectors.metrics import chart_history
+from tracking.views.common import workspace_for, ws_reverse
 
 MAX_RUNS = 100
 DEFAULT_POINTS = 2000
 MAX_POINTS = 10_000
+_INT64 = 2**63
 
 
 def parse_run_ids(raw: str | None) -> list[str]:
@@ -33,14 +41,27 @@ def parse_run_ids(raw: str | None) -> list[str]:
     return ids
 
 
+def chart_embed(ws: Workspace, runs: list[Run], keys: list[str]) -> dict[str, str]:
+    """The data attributes of a `[data-metric-charts]` container, as strings for the
+    template (autoescaping makes the JSON safe inside an attribute)."""
+    return {
+        "url": ws_reverse(ws, "chart-metric"),
+        "runs": orjson.dumps([{"id": run.run_uuid, "name": run.name} for run in runs]).decode(),
+        "keys": orjson.dumps(list(keys)).decode(),
+    }
+
+
 def _int_param(request: HttpRequest, name: str, default: int | None) -> int | None:
-    raw = request.GET.get(name, "")
+    raw = request.GET.get(name, "").strip()
     if raw == "":
         return default
     try:
-        return int(float(raw))
-    except ValueError:
-        raise InvalidParameter(f"'{name}' must be a number.") from None
+        number = int(float(raw))
+    except (ValueError, OverflowError):
+        raise InvalidParameter(f"'{name}' must be a whole number, not '{raw[:40]}'.") from None
+    if not -_INT64 <= number < _INT64:
+        raise InvalidParameter(f"'{name}' is out of range.")
+    return number
 
 
 def _finite(value: float, is_nan: bool) -> float | None:
@@ -55,26 +76,35 @@ def metric_series(
     min_step: int | None = None,
     max_step: int | None = None,
 ) -> list[dict[str, Any]]:
-    """One entry per run (in the given order) with step, time (ms) and value lists.
+    """One entry per run (in the given order) with step, time (ms) and value lists,
+    whether the series was downsampled and how many points it has in the range.
 
     Non-finite values come back as null so the chart shows a gap.
     """
-    rows = sampled_history(
-        [run.pk for run in runs],
-        key,
-        max_results=points,
-        start_step=min_step,
-        end_step=max_step,
+    sampled = chart_history(
+        [run.pk for run in runs], key, points=points, start_step=min_step, end_step=max_step
     )
-    by_run: dict[int, dict[str, list]] = {
-        run.pk: {"step": [], "time": [], "value": []} for run in runs
-    }
-    for run_pk, step, timestamp, value, is_nan in rows:
-        columns = by_run[run_pk]
-        columns["step"].append(step)
-        columns["time"].append(timestamp)
-        columns["value"].append(_finite(value, is_nan))
-    return [{"run_id": run.run_uuid, "name": run.name, **by_run[run.pk]} for run in runs]
+    series = []
+    for run in runs:
+        found = sampled.get(run.pk)
+        rows = found.rows if found else []
+        series.append(
+            {
+                "run_id": run.run_uuid,
+                "name": run.name,
+                "start_time": run.start_time,
+                "step": [row[0] for row in rows],
+                "time": [row[1] for row in rows],
+                "value": [_finite(row[2], row[3]) for row in rows],
+                "downsampled": bool(found and found.downsampled),
+                "total": found.total if found else 0,
+            }
+        )
+    return series
+
+
+def _json(body: dict[str, Any], status: int = 200) -> HttpResponse:
+    return HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
 
 
 @login_required
@@ -87,29 +117,34 @@ def chart_metric(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         if not key:
             raise InvalidParameter("Say which metric: ?key=<name>.")
         ids = parse_run_ids(request.GET.get("runs"))
+        if not ids:
+            raise InvalidParameter("Say which runs: ?runs=<run id>,<run id>.")
         points = _int_param(request, "points", DEFAULT_POINTS)
         points = max(10, min(MAX_POINTS, points))
         min_step = _int_param(request, "min_step", None)
         max_step = _int_param(request, "max_step", None)
         if (min_step is None) != (max_step is None):
             raise InvalidParameter("Give both min_step and max_step, or neither.")
+        if min_step is not None and min_step > max_step:
+            raise InvalidParameter("min_step must not be greater than max_step.")
     except InvalidParameter as exc:
-        return HttpResponse(
-            orjson.dumps({"error": exc.message}), status=400, content_type="application/json"
-        )
+        return _json({"error": exc.message}, status=400)
     found = {
         run.run_uuid: run
         for run in Run.objects.filter(workspace=access.obj, run_uuid__in=ids).only(
-            "pk", "run_uuid", "name"
+            "pk", "run_uuid", "name", "start_time"
         )
     }
     runs = [found[run_id] for run_id in ids if run_id in found]
-    body = {
-        "key": key,
-        "points": points,
-        "series": metric_series(runs, key, points=points, min_step=min_step, max_step=max_step),
-    }
-    return HttpResponse(orjson.dumps(body), content_type="application/json")
+    return _json(
+        {
+            "key": key,
+            "points": points,
+            "min_step": min_step,
+            "max_step": max_step,
+            "series": metric_series(runs, key, points=points, min_step=min_step, max_step=max_step),
+        }
+    )
 
 
 urlpatterns = [
