@@ -8,7 +8,6 @@ ImproperlyConfigured at start-up rather than failing later.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
 from pathlib import Path
@@ -202,13 +201,13 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
-# plotly.js is served from the plotly package's own copy, as /static/vendor/plotly/plotly.min.js.
-_PLOTLY_SPEC = importlib.util.find_spec("plotly")
 STATICFILES_DIRS = [BASE_DIR / "static"]
-if _PLOTLY_SPEC is not None and _PLOTLY_SPEC.origin:
-    STATICFILES_DIRS.append(
-        ("vendor/plotly", str(Path(_PLOTLY_SPEC.origin).parent / "package_data"))
-    )
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # plotly.js from the installed plotly package: /static/vendor/plotly/plotly.min.js
+    "portal.staticfiles.PlotlyFinder",
+]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

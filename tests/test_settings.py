@@ -184,3 +184,17 @@ def test_artifact_storage_settings_from_the_environment(tmp_path):
     ) == [conn, "1048576"]
     result = manage(tmp_path, "check", ARTIFACT_MAX_UPLOAD_BYTES="lots")
     assert "ARTIFACT_MAX_UPLOAD_BYTES must be an integer" in result.stderr
+
+
+def test_plotly_js_is_served_from_the_plotly_package_alone():
+    from django.contrib.staticfiles import finders
+
+    from portal.staticfiles import PlotlyFinder
+
+    found = finders.find("vendor/plotly/plotly.min.js")
+    assert found and found.endswith("plotly.min.js")
+    listed = [
+        f"{storage.prefix}/{path}" for path, storage in PlotlyFinder().list(ignore_patterns=[])
+    ]
+    assert listed == ["vendor/plotly/plotly.min.js"]  # not the package's datasets
+    assert PlotlyFinder().find("vendor/plotly/datasets/iris.csv.gz") is None
