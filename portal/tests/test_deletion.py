@@ -417,7 +417,7 @@ def test_experiment_purge_job(cast, sent, django_capture_on_commit_callbacks):
 
 
 def test_an_experiment_restored_during_its_purge_stops_it(cast, sent, monkeypatch):
-    from tracking.services.experiments import experiment_restore
+    from tracking.models import LifecycleStage
 
     monkeypatch.setattr(purge, "BATCH_SIZE", 1)
     data = populate(cast.workspace, "exp")
@@ -428,7 +428,10 @@ def test_an_experiment_restored_during_its_purge_stops_it(cast, sent, monkeypatc
 
     def restore_after_first_batch(*args, **kwargs):
         real(*args, **kwargs)
-        experiment_restore(experiment=Experiment.objects.get(pk=data.experiment.pk))
+        # A restore that raced the purge request (services refuse one once the job exists).
+        Experiment.objects.filter(pk=data.experiment.pk).update(
+            lifecycle_stage=LifecycleStage.ACTIVE, deleted_at=None
+        )
 
     monkeypatch.setattr(purge, "_purge_run_rows", restore_after_first_batch)
     job = run_job(job)
