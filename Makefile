@@ -43,7 +43,7 @@ format: install-test
 
 ## Benchmark our tracking server against `mlflow server` on the local PostgreSQL;
 ## prints the table and writes var/bench/last.md. `make bench BENCH_ARGS=--quick` for a smoke test.
-bench: install
+bench: install-test
 	pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | tail -1) main start
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

@@ -20,8 +20,9 @@ class Row:
     path: str  # dotted path into the workload's result
     unit: str
     higher_is_better: bool
-    target: float | None = None
+    target: float | None = None  # a ratio to reach against mlflow server
     digits: int = 1
+    limit: float | None = None  # an absolute bound for ours, in `unit` (lower is better)
 
 
 def rows(s: Sizes) -> list[Row]:
@@ -135,6 +136,58 @@ def rows(s: Sizes) -> list[Row]:
             None,
             1,
         ),
+        *page_rows(s),
+    ]
+
+
+def page_rows(s: Sizes) -> list[Row]:
+    median = f"median of {s.page_repeats} after a warm-up"
+    return [
+        Row(
+            f"Experiment page, {s.search_runs:,} runs: first 100 rows on screen ({median})",
+            "pages",
+            "experiment.median_s",
+            "s",
+            False,
+            digits=2,
+            limit=2,
+        ),
+        Row(
+            "↳ sorted by a metric (metrics.acc DESC): the top run first on screen",
+            "pages",
+            "experiment_sorted.median_s",
+            "s",
+            False,
+            digits=2,
+            limit=2,
+        ),
+        Row(
+            "↳ its data request alone, replayed (ours: the HTML page; mlflow: runs/search)",
+            "pages",
+            "experiment.server_s",
+            "s",
+            False,
+            digits=3,
+        ),
+        Row(
+            f"Compare page, 3 runs incl. a {s.memory_steps:,}-step metric: charts drawn "
+            "(mlflow: its metric page)",
+            "pages",
+            "compare.median_s",
+            "s",
+            False,
+            digits=2,
+            limit=2,
+        ),
+        Row(
+            "↳ its chart data alone, replayed (ours: charts/metric JSON; "
+            "mlflow: get-history-bulk-interval)",
+            "pages",
+            "compare.server_s",
+            "s",
+            False,
+            digits=3,
+        ),
     ]
 
 
@@ -153,23 +206,55 @@ def _fmt(value: float | None, digits: int) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _timeout(result: dict | None, path: str) -> float | None:
+    """The time limit a page's render time ran into (its dict has `timeout_s`); the page's
+    other figures (the replayed data) were then not measured."""
+    parent, _, leaf = path.rpartition(".")
+    if leaf != "median_s":
+        return None
+    holder = _dig_dict(result, parent) if parent else result
+    value = (holder or {}).get("timeout_s")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _dig_dict(result: dict | None, path: str) -> dict | None:
+    value: Any = result
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value if isinstance(value, dict) else None
+
+
+def _cell(result: dict | None, row: Row) -> tuple[str, float | None, float | None]:
+    """(text, value, timeout) of one server's figure."""
+    if (result or {}).get("error"):
+        return "error", None, None
+    timeout = _timeout(result, row.path)
+    if timeout is not None:
+        return f"> {timeout:g} (timeout)", None, timeout
+    value = _dig(result, row.path)
+    return _fmt(value, row.digits), value, None
+
+
+def _ratio(row: Row, ours: float | None, theirs: float | None, theirs_timeout: float | None):
+    """(ratio, text); a timeout on mlflow's side gives a lower bound."""
+    if ours is not None and theirs is not None and ours > 0 and theirs > 0:
+        ratio = ours / theirs if row.higher_is_better else theirs / ours
+        return ratio, f"{ratio:,.2f}×"
+    if ours and theirs_timeout and not row.higher_is_better:
+        ratio = theirs_timeout / ours
+        return ratio, f"> {ratio:,.1f}×"
+    return None, "—"
+
+
 def build_table(results: dict[str, dict[str, dict]], s: Sizes) -> tuple[list[list[str]], list]:
     header = ["Figure", "Unit", LABELS["ours"], LABELS["mlflow"], "Ratio (>1: we win)", "Target"]
     table, misses = [header], []
     for row in rows(s):
-        ours = _dig(results["ours"].get(row.workload), row.path)
-        theirs = _dig(results["mlflow"].get(row.workload), row.path)
-        if results["ours"].get(row.workload, {}).get("error"):
-            ours_cell = "error"
-        else:
-            ours_cell = _fmt(ours, row.digits)
-        if results["mlflow"].get(row.workload, {}).get("error"):
-            theirs_cell = "error"
-        else:
-            theirs_cell = _fmt(theirs, row.digits)
-        ratio = None
-        if ours is not None and theirs is not None and ours > 0 and theirs > 0:
-            ratio = ours / theirs if row.higher_is_better else theirs / ours
+        ours_cell, ours, ours_timeout = _cell(results["ours"].get(row.workload), row)
+        theirs_cell, theirs, theirs_timeout = _cell(results["mlflow"].get(row.workload), row)
+        ratio, ratio_cell = _ratio(row, ours, theirs, theirs_timeout)
         target = ""
         if row.target:
             if ratio is None:
@@ -179,7 +264,15 @@ def build_table(results: dict[str, dict[str, dict]], s: Sizes) -> tuple[list[lis
             else:
                 target = f"≥ {row.target:g}× — **MISSED**"
                 misses.append(row.label)
-        ratio_cell = "—" if ratio is None else f"{ratio:,.2f}×"
+        if row.limit:
+            bound = f"< {row.limit:g} {row.unit}"
+            if ours_timeout is not None or (ours is not None and ours >= row.limit):
+                target = f"{bound} — **MISSED**"
+                misses.append(row.label)
+            elif ours is None:
+                target = f"{bound} — not measured"
+            else:
+                target = f"{bound} — met"
         table.append([row.label, row.unit, ours_cell, theirs_cell, ratio_cell, target])
     return table, misses
 
@@ -222,6 +315,51 @@ def _client_caps(results: dict) -> list[str]:
                 f"{ours['client_cpu_s']:.2f} s of CPU, so against mlflow's "
                 f"{theirs[time_key]:.2f} s no server can show more than "
                 f"{theirs[time_key] / ours['client_cpu_s']:.1f}× through the real client."
+            )
+    return notes
+
+
+PAGE_NAMES = {
+    "experiment": "experiment page",
+    "experiment_sorted": "experiment page sorted by acc",
+    "compare": "compare page",
+    "compare_runs_page": "#/compare-runs page (parallel coordinates + table; no history)",
+}
+MLFLOW_PAGE_NAMES = {"compare": "metric page (its chart of the long metric)"}
+
+
+def _page_notes(results: dict) -> list[str]:
+    """Where each page's time goes: data in (server) vs the browser's work after it."""
+    notes = []
+    for key in SERVERS:
+        pages = results[key].get("pages", {})
+        if not pages or pages.get("error"):
+            continue
+        if "load_average" in pages:
+            notes.append(
+                f"- {LABELS[key]} pages: load average {pages['load_average']:.1f} when they "
+                "started (Chromium, the servers and PostgreSQL share these CPUs)."
+            )
+        for name, default in PAGE_NAMES.items():
+            figure = pages.get(name)
+            if not isinstance(figure, dict):
+                continue
+            title = (MLFLOW_PAGE_NAMES if key == "mlflow" else {}).get(name, default)
+            if "timeout_s" in figure:
+                notes.append(
+                    f"- {LABELS[key]} {title}: not drawn within {figure['timeout_s']} s "
+                    f"(load {figure['timed_out_load'] + 1}; screenshot in var/bench/pages/)."
+                )
+                continue
+            notes.append(
+                f"- {LABELS[key]} {title}: {figure['median_s']:.2f} s "
+                f"({figure['min_s']:.2f}–{figure['max_s']:.2f}; first load "
+                f"{figure['first_s']:.2f} s); its data was in at {figure['data_end_s']:.2f} s, "
+                f"then {figure['after_data_s']:.2f} s in the browser (main thread in long "
+                f"tasks {figure.get('long_tasks_s', 0):.2f} s in all); replayed alone the data "
+                f"took {figure['server_s']:.3f} s ({figure['server_requests']} "
+                f"request{'s' if figure['server_requests'] != 1 else ''}, "
+                f"{figure['server_mb']:.2f} MB)."
             )
     return notes
 
@@ -269,6 +407,7 @@ def write_report(
         "",
     ]
     notes += _client_caps(results)
+    notes += _page_notes(results)
     if notes:
         text += ["Notes:", *notes, ""]
     if errors:

@@ -34,14 +34,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from report import LABELS, SERVERS, build_table, render_text, write_report
-from workloads import QUICK, RESULT_PREFIX, Sizes
+from workloads import LONG_KEY, QUICK, RESULT_PREFIX, UI_PASSWORD_ENV, UI_USER_ENV, Sizes
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "var" / "bench"
 BIN = Path(sys.executable).parent
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 OURS_DB, MLFLOW_DB = "mlstudio_bench", "mlflow_bench"
-WORKLOADS = ("ingest", "log_metric", "search", "history", "bulk", "memory")
+WORKLOADS = ("ingest", "log_metric", "search", "history", "bulk", "memory", "pages")
+UI_USER = "bench"
 
 
 @dataclasses.dataclass
@@ -53,12 +54,18 @@ class Server:
     workdir: Path
     uri: str = ""
     token: str = ""
+    password: str = ""  # our studio pages' sign-in (user UI_USER)
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
 
     @property
     def base(self) -> str:
         return f"http://{PG_HOST}:{self.port}"
+
+    @property
+    def studio_url(self) -> str:
+        """The workspace's pages: the tracking URI without its /mlflow/v1.0 prefix."""
+        return self.base + self.uri[len(self.base) :].removeprefix("/mlflow/v1.0")
 
 
 def _free_port() -> int:
@@ -153,19 +160,22 @@ def _manage(env: dict[str, str], *args: str) -> str:
     return done.stdout.strip().splitlines()[-1].strip()
 
 
-def start_server(server: Server, workers: int, threads: int, sgi: str) -> None:
+def start_server(server: Server, workers: int, threads: int, sgi: str, pages: bool) -> None:
     server.workdir.mkdir(parents=True, exist_ok=True)
     recreate_database(server.database)
     if server.kind == "studio":
         env = _studio_env(server)
-        env.update(MLSTUDIO_ADMIN_USER="bench", MLSTUDIO_ADMIN_PASSWORD=secrets.token_urlsafe(16))
+        server.password = secrets.token_urlsafe(16)
+        env.update(MLSTUDIO_ADMIN_USER=UI_USER, MLSTUDIO_ADMIN_PASSWORD=server.password)
         _manage(env, "migrate", "--noinput")
+        if pages:  # DEBUG=0 serves the collected, hashed files (into the bench's DATA_DIR)
+            _manage(env, "collectstatic", "--noinput")
         _manage(env, "ensure_admin")
         server.uri = _manage(
-            env, "create_workspace", "bench", "bench-rg", "bench-ws", "--owner", "bench"
+            env, "create_workspace", "bench", "bench-rg", "bench-ws", "--owner", UI_USER
         )
         server.token = _manage(
-            env, "create_token", "bench", "--workspace", "bench/bench-rg/bench-ws"
+            env, "create_token", UI_USER, "--workspace", "bench/bench-rg/bench-ws"
         )
         command = [
             str(BIN / "gunicorn"),
@@ -310,6 +320,8 @@ def _client_command(server: Server, workload: str, sizes: Sizes, state: dict) ->
     )
     if server.kind == "studio":
         env["MLFLOW_TRACKING_TOKEN"] = server.token
+        if workload == "pages":  # the browser signs in like a user; not on the command line
+            env.update({UI_USER_ENV: UI_USER, UI_PASSWORD_ENV: server.password})
     return [sys.executable, str(Path(__file__).with_name("workloads.py")), json.dumps(spec)], env
 
 
@@ -371,13 +383,58 @@ def analyze(server: Server) -> None:
         conn.execute("ANALYZE")
 
 
-def run_workload(name: str, server: Server, sizes: Sizes) -> dict:
-    """Load data, ANALYZE, then measure reads — each step in a fresh client process."""
-    prep = {"search": "seed", "history": "history_prep", "bulk": "bulk_prep"}
+def _seed(server: Server, sizes: Sizes, shared: dict) -> dict:
+    """The search experiment's runs; `shared` keeps it for the long run and the pages."""
+    loaded = run_client(server, "seed", sizes)
+    analyze(server)
+    shared.update(
+        experiment_id=loaded["experiment_id"],
+        sample_run_ids=loaded["sample_run_ids"],
+        seed_runs=loaded["runs"],
+    )
+    return loaded
+
+
+def _long_run(server: Server, sizes: Sizes, shared: dict) -> dict:
+    """The `memory_steps`-point run, logged into the seeded experiment when there is one."""
+    state = {"experiment_id": shared["experiment_id"]} if "experiment_id" in shared else {}
+    loaded = run_client(server, "memory_prep", sizes, state)
+    analyze(server)
+    if loaded["experiment_id"] == shared.get("experiment_id"):
+        shared.update(long_run_id=loaded["run_id"], long_steps=sizes.memory_steps)
+    return loaded
+
+
+def run_workload(name: str, server: Server, sizes: Sizes, shared: dict) -> dict:
+    """Load data, ANALYZE, then measure reads — each step in a fresh client process.
+
+    `shared` is this server's data that later workloads reuse: the search workload's seeded
+    experiment gets the memory workload's long run, and the pages workload renders both
+    (it creates whichever is missing when those workloads were not selected)."""
+    prep = {"history": "history_prep", "bulk": "bulk_prep"}
+    if name == "search":
+        loaded = _seed(server, sizes, shared)
+        state = {"experiment_id": loaded["experiment_id"]}
+        return {"prep": loaded, **run_client(server, name, sizes, state)}
     if name == "memory":
-        loaded = run_client(server, "memory_prep", sizes)
-        analyze(server)
+        loaded = _long_run(server, sizes, shared)
         return {"prep": loaded, **run_client_sampling(server, "memory_read", sizes, loaded)}
+    if name == "pages":
+        prepared = {}
+        if "experiment_id" not in shared:
+            prepared["seed"] = _seed(server, sizes, shared)
+        if "long_run_id" not in shared:
+            prepared["long_run"] = _long_run(server, sizes, shared)
+        state = {
+            **shared,
+            "key": server.key,
+            "kind": server.kind,
+            "base": server.base,
+            "studio_url": server.studio_url if server.kind == "studio" else "",
+            "long_key": LONG_KEY,
+        }
+        load = os.getloadavg()[0]  # the page figures feel a busy machine most
+        return {"prep": prepared, "load_average": load, **run_client(server, name, sizes, state)}
     if name in prep:
         loaded = run_client(server, prep[name], sizes)
         analyze(server)
@@ -437,10 +494,12 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Sizes]:
         if getattr(args, field.name) is not None:
             setattr(sizes, field.name, getattr(args, field.name))
     sizes.bulk_runs = min(sizes.bulk_runs, 100)
-    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    unknown = set(args.workloads) - set(WORKLOADS)
+    chosen = {w.strip() for w in args.workloads.split(",") if w.strip()}
+    unknown = chosen - set(WORKLOADS)
     if unknown:
         parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+    # Always in WORKLOADS' order: `pages` renders the data `search` and `memory` load.
+    args.workloads = [w for w in WORKLOADS if w in chosen]
     return args, sizes
 
 
@@ -464,7 +523,8 @@ def servers_running(args: argparse.Namespace, workdir: Path) -> Iterator[list[Se
     try:
         for server in servers:
             print(f"Starting {LABELS[server.key]} ({server.kind}) on {server.base} …", flush=True)
-            start_server(server, args.workers, args.threads, args.mlflow_sgi)
+            pages = "pages" in args.workloads
+            start_server(server, args.workers, args.threads, args.mlflow_sgi, pages)
             print(f"  tracking URI {server.uri}", flush=True)
         yield servers
     finally:
@@ -472,14 +532,14 @@ def servers_running(args: argparse.Namespace, workdir: Path) -> Iterator[list[Se
             stop_server(server)
 
 
-def _measure(name: str, server: Server, sizes: Sizes) -> dict:
+def _measure(name: str, server: Server, sizes: Sizes, shared: dict) -> dict:
     label = LABELS[server.key]
     if server.proc.poll() is not None:
         return {"error": f"{label} is not running"}
     print(f"[{name}] {label} …", end=" ", flush=True)
     started = time.monotonic()
     try:
-        result = run_workload(name, server, sizes)
+        result = run_workload(name, server, sizes, shared)
     except Exception as exc:
         lines = str(exc).strip().splitlines()
         result = {"error": lines[-1] if lines else repr(exc)}
@@ -503,15 +563,16 @@ def main(argv: list[str]) -> int:
             flush=True,
         )
     ensure_postgres()
-    for stale in OUT_DIR.glob("*-client-error.log"):
+    for stale in [*OUT_DIR.glob("*-client-error.log"), *OUT_DIR.glob("pages/*.png")]:
         stale.unlink()
     results: dict[str, dict[str, dict]] = {key: {} for key in SERVERS}
+    shared: dict[str, dict] = {key: {} for key in SERVERS}  # data reused across workloads
     workdir = Path(tempfile.mkdtemp(prefix="mlstudio-bench-"))
     try:
         with servers_running(args, workdir) as servers:
             for name in args.workloads:
                 for server in servers:
-                    results[server.key][name] = _measure(name, server, sizes)
+                    results[server.key][name] = _measure(name, server, sizes, shared[server.key])
     except KeyboardInterrupt:
         print("\nInterrupted; servers stopped.", file=sys.stderr)
         return 130

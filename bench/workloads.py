@@ -18,10 +18,12 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 RESULT_PREFIX = "BENCH-RESULT "
 SEARCH_FILTER = "metrics.acc > 0.5 and params.model = 'a'"
 SEARCH_ORDER = ["metrics.acc DESC"]
+LONG_RUN_NAME, LONG_KEY = "long-history", "huge"
 
 
 @dataclasses.dataclass
@@ -40,7 +42,9 @@ class Sizes:
     bulk_steps: int = 1000
     bulk_max_results: int = 320  # what the MLflow UI asks for per chart
     bulk_repeats: int = 10
-    memory_steps: int = 1_000_000
+    memory_steps: int = 1_000_000  # also the long run the compare page charts (`pages`)
+    page_repeats: int = 5  # measured loads of each page, after one warm-up load
+    page_timeout_s: int = 60  # a page not drawn by then is recorded as a timeout
 
 
 QUICK = {
@@ -55,6 +59,7 @@ QUICK = {
     "bulk_steps": 200,
     "bulk_repeats": 3,
     "memory_steps": 50_000,
+    "page_repeats": 3,
 }
 
 
@@ -200,22 +205,23 @@ def w_seed(client, uri: str, s: Sizes, state: dict) -> dict:
     exp = _experiment(client, "search")
     ts = _now_ms()
 
-    def one(i: int) -> None:
+    def one(i: int) -> str:
         run_id = client.create_run(exp, run_name=f"seed-{i}").info.run_id
         client.log_batch(
             run_id,
             metrics=[Metric("acc", _acc(i), ts, 0), Metric("loss", 1 - _acc(i), ts, 0)],
             params=[Param("model", _model(i)), Param("lr", str(_value(i, 2)))],
         )
+        return run_id
 
     started = time.perf_counter()
     with ThreadPoolExecutor(s.seed_threads) as pool:
-        for _ in pool.map(one, range(s.search_runs)):
-            pass
+        run_ids = list(pool.map(one, range(s.search_runs)))
     seconds = time.perf_counter() - started
     return {
         "experiment_id": exp,
         "runs": s.search_runs,
+        "sample_run_ids": run_ids[:2],  # seed-0 and seed-1: the compare page's other two runs
         "seconds": seconds,
         "runs_per_s": s.search_runs / seconds,
     }
@@ -376,18 +382,308 @@ def w_bulk(client, uri: str, s: Sizes, state: dict) -> dict:
 
 
 def w_memory_prep(client, uri: str, s: Sizes, state: dict) -> dict:
-    run_id = client.create_run(_experiment(client, "memory")).info.run_id
-    seconds = _log_series(client, run_id, "huge", s.memory_steps, threads=4)
-    return {"run_id": run_id, "log_seconds": seconds}
+    """The long run: in the seeded search experiment when there is one, so that experiment
+    holds both the 10,000 runs and the 1,000,000-step metric the pages workload renders.
+    It logs neither `acc` nor `model`: the search's filter and expected hits stay as they are."""
+    exp = state.get("experiment_id") or _experiment(client, "memory")
+    run_id = client.create_run(exp, run_name=LONG_RUN_NAME).info.run_id
+    seconds = _log_series(client, run_id, LONG_KEY, s.memory_steps, threads=4)
+    return {"run_id": run_id, "experiment_id": exp, "log_seconds": seconds}
 
 
 def w_memory_read(client, uri: str, s: Sizes, state: dict) -> dict:
     started = time.perf_counter()
-    history = client.get_metric_history(state["run_id"], "huge")
+    history = client.get_metric_history(state["run_id"], LONG_KEY)
     seconds = time.perf_counter() - started
     if len(history) != s.memory_steps:
         raise AssertionError(f"history has {len(history)} points, not {s.memory_steps}")
     return {"points": len(history), "seconds": seconds}
+
+
+# --- pages: the studio pages in headless Chromium -------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1400, "height": 900}
+SHOTS = Path(__file__).resolve().parent.parent / "var" / "bench" / "pages"
+# Environment variables the orchestrator sets for our server's pages (not on the command line).
+UI_USER_ENV, UI_PASSWORD_ENV = "BENCH_UI_USER", "BENCH_UI_PASSWORD"
+
+# In-page checks (JS expressions over `arg`), true once the figure's content is on screen.
+_OURS_ROWS = "document.querySelectorAll('table.runs tbody tr td.run-name a').length > 0"
+_OURS_FIRST_ROW = (
+    "(document.querySelector('table.runs tbody tr td.run-name a') || {}).textContent"
+    "?.trim() === arg"
+)
+# MLflow's runs table is an ag-grid: one row element per container (pinned, centre) and row.
+_MLFLOW_ROWS = "document.querySelectorAll('.ag-row a[href*=\"/runs/\"]').length > 0"
+_MLFLOW_FIRST_ROW = (
+    'Array.from(document.querySelectorAll(\'.ag-row[row-index="0"] a[href*="/runs/"]\'))'
+    ".some((a) => a.textContent.trim() === arg)"
+)
+_OURS_CHARTS = "!!document.querySelector('[data-metric-charts][data-ready=\"1\"] .js-plotly-plot')"
+# The metric page's plotly chart, with its traces' points in place (react-plotly keeps the
+# figure's data on the graph element).
+_MLFLOW_CHART = (
+    "Array.from(document.querySelectorAll('.js-plotly-plot'))"
+    ".some((g) => (g.data || []).some((t) => (t.x || []).length > 0))"
+)
+_MLFLOW_COMPARE = (
+    "!!document.querySelector('.js-plotly-plot .parcoords') && document.body.innerText"
+    ".includes(arg)"
+)
+
+# Before any page script: room for every request of a load in the resource timing buffer
+# (default 250), and a record of the main thread's long tasks (> 50 ms).
+_INIT_JS = """performance.setResourceTimingBufferSize(10000);
+window.__benchLongTasks = [];
+try {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) window.__benchLongTasks.push([e.startTime, e.duration]);
+  }).observe({type: "longtask", buffered: true});
+} catch (e) {}"""
+_TIMINGS_JS = """([pattern, ready]) => {
+  const nav = performance.getEntriesByType("navigation")[0] || {};
+  const data = performance.getEntriesByType("resource")
+    .filter((e) => pattern && e.name.includes(pattern))
+    .map((e) => [e.name, e.startTime, e.responseEnd]);
+  const busy = (window.__benchLongTasks || [])
+    .filter(([start]) => start < ready)
+    .reduce((sum, [start, duration]) => sum + Math.min(duration, ready - start), 0);
+  return {doc_end: nav.responseEnd || 0, dom_ready: nav.domContentLoadedEventEnd || 0, data, busy};
+}"""
+
+
+@dataclasses.dataclass
+class Target:
+    name: str  # key in the result
+    url: str
+    check: str  # JS expression over `arg`
+    arg: str = ""
+    data: str = ""  # URL substring of the page's data requests; "document" for the page itself
+
+
+def _top_acc_run(n: int) -> str:
+    """The run the `metrics.acc DESC` sort puts first: the seeded run with the highest acc."""
+    return f"seed-{max(range(n), key=_acc)}"
+
+
+def _targets(state: dict) -> list[Target]:
+    exp, base, long_run = state["experiment_id"], state["base"], state["long_run_id"]
+    runs = [long_run, *state["sample_run_ids"]]
+    top = _top_acc_run(state["seed_runs"])
+    if state["kind"] == "studio":
+        pages = state["studio_url"]
+        experiment = f"{pages}/experiments/{exp}/"
+        return [
+            Target("experiment", experiment, _OURS_ROWS, data="document"),
+            Target(
+                "experiment_sorted",
+                f"{experiment}?order=metrics.acc%20DESC",
+                _OURS_FIRST_ROW,
+                top,
+                data="document",
+            ),
+            Target(
+                "compare",
+                f"{pages}/compare/?runs={','.join(runs)}",
+                _OURS_CHARTS,
+                data="/charts/metric/",
+            ),
+        ]
+    from urllib.parse import quote, urlencode
+
+    def route(path: str, **query: str) -> str:
+        return f"{base}/#/{path}?{urlencode(query, quote_via=quote)}"
+
+    metric_page = {  # what the UI's own links to a metric page carry
+        "runs": json.dumps(runs),
+        "metric": json.dumps(state["long_key"]),
+        "experiments": json.dumps([exp]),
+        "plot_metric_keys": json.dumps([state["long_key"]]),
+        "plot_layout": "{}",
+        "x_axis": "step",
+        "y_axis_scale": "linear",
+        "line_smoothness": "1",
+        "show_point": "false",
+        "deselected_curves": "[]",
+        "last_linear_y_axis_range": "[]",
+    }
+    return [
+        Target("experiment", f"{base}/#/experiments/{exp}/runs", _MLFLOW_ROWS, data="/runs/search"),
+        Target(
+            "experiment_sorted",
+            route(f"experiments/{exp}/runs", orderByKey="metrics.`acc`", orderByAsc="false"),
+            _MLFLOW_FIRST_ROW,
+            top,
+            data="/runs/search",
+        ),
+        Target("compare", route("metric", **metric_page), _MLFLOW_CHART, data="bulk-interval"),
+        Target(
+            "compare_runs_page",
+            route("compare-runs", runs=json.dumps(runs), experiments=json.dumps([exp])),
+            _MLFLOW_COMPARE,
+            LONG_RUN_NAME,
+            data="/runs/search",
+        ),
+    ]
+
+
+def _load(page, target: Target, s: Sizes) -> dict:
+    """One load in a fresh document; times are from navigation start, in the page's clock."""
+    captured: list = []
+
+    def on_request(request) -> None:
+        if target.data == "document":
+            if request.resource_type == "document" and request.frame == page.main_frame:
+                captured.append((request.method, request.url, None))
+        elif target.data and target.data in request.url:
+            captured.append((request.method, request.url, request.post_data))
+
+    page.goto("about:blank")
+    page.on("request", on_request)
+    try:
+        page.goto(target.url, wait_until="commit", timeout=s.page_timeout_s * 1000)
+        ready = page.wait_for_function(
+            f"(arg) => {{ try {{ return ({target.check}) ? performance.now() : null; }}"
+            " catch (e) { return null; } }",
+            arg=target.arg,
+            polling="raf",
+            timeout=s.page_timeout_s * 1000,
+        ).json_value()
+        pattern = "" if target.data == "document" else target.data
+        timings = page.evaluate(_TIMINGS_JS, [pattern, ready])
+    finally:
+        page.remove_listener("request", on_request)
+    if target.data == "document":
+        data_end = timings["doc_end"]
+    else:
+        data_end = max((end for _, _, end in timings["data"] if 0 < end <= ready), default=0)
+    return {
+        "ready_s": ready / 1000,
+        "data_end_s": data_end / 1000,  # when the last data response the page used arrived
+        "dom_ready_s": timings["dom_ready"] / 1000,
+        "long_tasks_s": timings["busy"] / 1000,  # main thread busy in tasks over 50 ms
+        "requests": captured,
+    }
+
+
+def _replay(session, requests: list, repeats: int) -> dict:
+    """The page's data requests again, alone and one at a time: the server's share."""
+    per_request, size = [], 0
+    for method, url, body in requests:
+        times = []
+        for _ in range(max(1, repeats)):
+            headers = {"Content-Type": "application/json"} if body else {}
+            started = time.perf_counter()
+            response = session.request(method, url, data=body, headers=headers, timeout=300)
+            times.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                raise RuntimeError(f"replaying {method} {url[:120]}: HTTP {response.status_code}")
+        size += len(response.content)
+        per_request.append(statistics.median(times))
+    return {
+        "server_s": sum(per_request),  # one after the other
+        "server_max_s": max(per_request, default=0.0),
+        "server_requests": len(per_request),
+        "server_mb": size / 1e6,
+    }
+
+
+def _measure_page(page, session, target: Target, s: Sizes, label: str) -> dict:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    loads = []
+    for n in range(1 + s.page_repeats):
+        try:
+            loads.append(_load(page, target, s))
+        except PlaywrightTimeout:
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / f"{label}-{target.name}-timeout.png"))
+            # The first load timing out means the others would too: no need to wait for them.
+            return {
+                "timeout_s": s.page_timeout_s,
+                "timed_out_load": n,
+                "url": target.url,
+                **_summary(loads),
+            }
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{label}-{target.name}.png"))
+    requests = loads[-1].pop("requests")
+    for load in loads:
+        load.pop("requests", None)
+    return {"url": target.url, **_summary(loads), **_replay(session, requests, s.page_repeats)}
+
+
+def _summary(loads: list[dict]) -> dict:
+    if not loads:
+        return {}
+    for load in loads:
+        load.pop("requests", None)
+    measured = loads[1:] or loads
+    ready = [load["ready_s"] for load in measured]
+    data_end = [load["data_end_s"] for load in measured]
+    return {
+        "first_s": loads[0]["ready_s"],
+        "median_s": statistics.median(ready),
+        "min_s": min(ready),
+        "max_s": max(ready),
+        "loads": len(measured),
+        "data_end_s": statistics.median(data_end),
+        "after_data_s": statistics.median(r - d for r, d in zip(ready, data_end, strict=True)),
+        "dom_ready_s": statistics.median(load["dom_ready_s"] for load in measured),
+        "long_tasks_s": statistics.median(load["long_tasks_s"] for load in measured),
+    }
+
+
+def _login(page, base: str) -> None:
+    import os
+
+    page.goto(f"{base}/login/")
+    page.get_by_label("User name").fill(os.environ[UI_USER_ENV])
+    page.get_by_label("Password").fill(os.environ[UI_PASSWORD_ENV])
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    if "/login/" in page.url:
+        raise RuntimeError(f"could not sign in to {base} as {os.environ[UI_USER_ENV]}")
+
+
+def w_pages(client, uri: str, s: Sizes, state: dict) -> dict:
+    import requests
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise RuntimeError("Playwright is not installed: `make install-test`") from None
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: `make system-deps`")
+    # "ours" | "mlflow": the screenshots' names
+    label = state.get("key") or ("ours" if state["kind"] == "studio" else "mlflow")
+    results: dict = {"runs": state["seed_runs"], "long_steps": state["long_steps"]}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport=VIEWPORT)
+            context.add_init_script(_INIT_JS)
+            page = context.new_page()
+            if state["kind"] == "studio":
+                _login(page, state["base"])
+            session = requests.Session()
+            session.trust_env = False
+            for cookie in context.cookies():
+                session.cookies.set(cookie["name"], cookie["value"])
+            for target in _targets(state):
+                results[target.name] = _measure_page(page, session, target, s, label)
+        finally:
+            browser.close()
+    return results
 
 
 CLIENT_WORKLOADS: dict[str, Callable[..., dict]] = {
@@ -401,6 +697,7 @@ CLIENT_WORKLOADS: dict[str, Callable[..., dict]] = {
     "bulk": w_bulk,
     "memory_prep": w_memory_prep,
     "memory_read": w_memory_read,
+    "pages": w_pages,
 }
 
 
