@@ -206,12 +206,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
-    list_display = ("timestamp", "actor_name", "action", "target_type", "target_repr", "ip_address")
-    search_fields = ("actor_name", "target_repr", "target_id", "workspace_id")
-    list_filter = ("action", "target_type", "timestamp")
-    date_hierarchy = "timestamp"
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows only the application writes (audit trail, jobs): the console shows them."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -223,8 +219,16 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ("timestamp", "actor_name", "action", "target_type", "target_repr", "ip_address")
+    search_fields = ("actor_name", "target_repr", "target_id", "workspace_id")
+    list_filter = ("action", "target_type", "timestamp")
+    date_hierarchy = "timestamp"
+
+
 @admin.register(DeletionJob)
-class DeletionJobAdmin(admin.ModelAdmin):
+class DeletionJobAdmin(ReadOnlyAdmin):
     """Deletion jobs are written by services and workers; the console only shows them."""
 
     list_display = (
@@ -242,12 +246,3 @@ class DeletionJobAdmin(admin.ModelAdmin):
     list_filter = ("kind", "status", "created_at")
     search_fields = ("label", "id", "workspace_id", "resource_group_id")
     list_select_related = ("created_by",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

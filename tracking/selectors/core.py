@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from portal.errors import NotFound
 from portal.models import ResourceGroup, Subscription, Workspace
-from tracking.models import Experiment, Run
+from tracking.models import Experiment, Run, RunStatus
 
 
 def _int_id(value: str | int) -> int | None:
@@ -59,3 +59,14 @@ def runs_within(obj: Subscription | ResourceGroup | Workspace | Experiment | Run
     if isinstance(obj, Subscription):
         return Run.objects.filter(workspace__resource_group__subscription=obj)
     raise TypeError(f"no runs below a {type(obj).__name__}")
+
+
+def run_duration_ms(run: Run, *, now_ms: int | None = None) -> int | None:
+    """How long the run took. A run still RUNNING counts until `now_ms` when given;
+    None when a time is missing."""
+    if run.start_time is None:
+        return None
+    end = run.end_time
+    if end is None and now_ms is not None and run.status == RunStatus.RUNNING:
+        end = now_ms
+    return None if end is None else max(0, end - run.start_time)

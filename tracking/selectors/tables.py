@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce, Greatest
 
 from portal.models import Workspace
 from tracking.models import Experiment, LatestMetric, LifecycleStage, Param, Run, RunTag
+from tracking.selectors.core import run_duration_ms
 from tracking.selectors.search import run_search_queryset
 
 EXPERIMENT_SORTS = {
@@ -81,12 +82,7 @@ class RunRow:
 
     @property
     def duration_ms(self) -> int | None:
-        if self.run.start_time is None:
-            return None
-        end = self.run.end_time or (
-            int(time.time() * 1000) if self.run.status == "RUNNING" else None
-        )
-        return None if end is None else max(0, end - self.run.start_time)
+        return run_duration_ms(self.run, now_ms=int(time.time() * 1000))
 
     @property
     def parent_id(self) -> str:

@@ -5,12 +5,12 @@ page visited leaves a screenshot under var/screenshots/run-*.png."""
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 
 import mlflow
 import pytest
-from django.contrib.staticfiles import finders
 from playwright.sync_api import Page, expect
 
 from tests.browser import login, shot, ws_path
@@ -123,10 +123,9 @@ def test_run_page_tabs_tree_and_previews(page: Page, tracking, cast, tmp_path) -
     # Metrics: the shared chart component's container, with what it needs.
     page.get_by_role("link", name=re.compile("^Metrics")).click()
     charts = page.locator("[data-metric-charts]")
-    expect(charts).to_have_attribute("data-keys", '["r2", "rmse"]')
-    if finders.find("js/charts.js"):
-        expect(charts).to_have_attribute("data-ready", "1")
-        expect(charts.locator(".js-plotly-plot")).to_have_count(2)
+    assert json.loads(charts.get_attribute("data-keys")) == ["r2", "rmse"]
+    expect(charts).to_have_attribute("data-ready", "1")
+    expect(charts.locator(".js-plotly-plot")).to_have_count(2)
     shot(page, "run-metrics")
 
     # Artifacts: expand a folder (htmx), then preview each kind.

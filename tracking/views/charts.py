@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET
 from portal.errors import InvalidParameter
 from portal.models import Workspace
 from tracking.models import Run
+from tracking.selectors.compare import compare_runs
 from tracking.selectors.metrics import chart_history
 from tracking.views.common import workspace_for, ws_reverse
 
@@ -129,13 +130,7 @@ def chart_metric(request: HttpRequest, **kwargs: Any) -> HttpResponse:
             raise InvalidParameter("min_step must not be greater than max_step.")
     except InvalidParameter as exc:
         return _json({"error": exc.message}, status=400)
-    found = {
-        run.run_uuid: run
-        for run in Run.objects.filter(workspace=access.obj, run_uuid__in=ids).only(
-            "pk", "run_uuid", "name", "start_time"
-        )
-    }
-    runs = [found[run_id] for run_id in ids if run_id in found]
+    runs, _ = compare_runs(workspace=access.obj, run_ids=ids)
     return _json(
         {
             "key": key,

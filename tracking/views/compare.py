@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 from portal.errors import InvalidParameter
 from portal.selectors import Access
 from tracking.selectors.compare import compare_runs, comparison
+from tracking.selectors.core import run_duration_ms
 from tracking.views.charts import MAX_RUNS, chart_embed, parse_run_ids
 from tracking.views.common import (
     experiment_url,
@@ -108,9 +109,7 @@ def compare(request: HttpRequest, **kwargs: Any) -> HttpResponse:
                 "index": index,
                 "url": run_url(run),
                 "experiment_url": experiment_url(run.experiment),
-                "duration": run.end_time - run.start_time
-                if run.end_time and run.start_time
-                else None,
+                "duration": run_duration_ms(run),
             }
             for index, run in enumerate(runs)
         ],

@@ -16,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import path, reverse
+from django.urls import path
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 from mlflow.exceptions import MlflowException
@@ -32,7 +32,6 @@ from tracking.views.common import (
     experiment_url,
     render_ws,
     workspace_for,
-    ws_kwargs,
     ws_reverse,
 )
 
@@ -47,9 +46,7 @@ def _run_href(ws: Workspace, run_id: str) -> str:
 
 
 def _model_reverse(ws: Workspace, view: str, model_name: str, **extra: Any) -> str:
-    """reverse() for a page of one model: ws_reverse's own `name` argument (the view)
-    would clash with the URL's `name`."""
-    return reverse(view, kwargs={**ws_kwargs(ws), "name": model_name, **extra})
+    return ws_reverse(ws, view, name=model_name, **extra)
 
 
 def _model_href(ws: Workspace, name: str) -> str:

@@ -7,7 +7,6 @@ instead: MLflow 3 stores a model's files under the model, not the run.
 
 from __future__ import annotations
 
-import json
 import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import NoReverseMatch, path
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 
@@ -28,14 +27,14 @@ from tracking.artifacts import join, store_for
 from tracking.models import LifecycleStage, Run
 from tracking.selectors import artifact_preview as previews
 from tracking.selectors import run_page
-from tracking.views.charts import MAX_RUNS
+from tracking.selectors.core import run_duration_ms
+from tracking.views.charts import MAX_RUNS, chart_embed
 from tracking.views.common import (
     experiment_url,
     render_ws,
     run_url,
     tracking_crumbs,
     workspace_for,
-    ws_kwargs,
     ws_reverse,
 )
 
@@ -50,7 +49,6 @@ def _urls(ws: Workspace, run: Run) -> dict[str, str]:
         "preview_url": ws_reverse(ws, "run-artifact-preview", **kw),
         "download_url": ws_reverse(ws, "run-artifact", **kw),
         "action_url": ws_reverse(ws, "run-action"),
-        "chart_url": ws_reverse(ws, "chart-metric"),
     }
 
 
@@ -87,13 +85,12 @@ def run_detail(request: HttpRequest, run_id: str, **kwargs: Any) -> HttpResponse
         "deleted": run.lifecycle_stage == LifecycleStage.DELETED,
         "experiment_deleted": run.experiment.lifecycle_stage == LifecycleStage.DELETED,
         "experiment_url": experiment_url(run.experiment),
-        "duration_ms": _duration_ms(run),
+        "duration_ms": run_duration_ms(run),
         "parent_url": run_url(overview.parent) if overview.parent else "",
         **urls,
     }
     if tab == "metrics":
-        context["chart_runs"] = json.dumps([{"id": run.run_uuid, "name": run.name}])
-        context["chart_keys"] = json.dumps(overview.metric_keys)
+        context["charts"] = chart_embed(ws, [run], overview.metric_keys)
     elif tab == "children":
         children = run_page.child_runs(run, total=context["children_total"])
         context["children"] = children
@@ -122,15 +119,14 @@ def _child_row(ws: Workspace, child: Run, children: run_page.ChildRuns) -> dict[
         "run": child,
         "url": ws_reverse(ws, "run", run_id=child.run_uuid),
         "deleted": child.lifecycle_stage == LifecycleStage.DELETED,
-        "duration": _duration_ms(child),
+        "duration": run_duration_ms(child),
         "metrics": [children.metrics.get((child.pk, key)) for key in children.metric_keys],
     }
 
 
 def _model_url(ws: Workspace, name: str) -> str:
     try:
-        # Not ws_reverse: its own first parameter is called `name` too.
-        return reverse("model", kwargs={**ws_kwargs(ws), "name": name})
+        return ws_reverse(ws, "model", name=name)
     except NoReverseMatch:  # a name the URL cannot carry (a slash): no link
         return ""
 
@@ -140,12 +136,6 @@ def _run_link(ws: Workspace, run_id: str) -> str:
         return ws_reverse(ws, "run", run_id=run_id) if run_id else ""
     except NoReverseMatch:
         return ""
-
-
-def _duration_ms(run: Run) -> int | None:
-    if run.start_time is None or run.end_time is None:
-        return None
-    return max(0, run.end_time - run.start_time)
 
 
 def _artifacts_tab(
