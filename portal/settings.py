@@ -9,6 +9,7 @@ ImproperlyConfigured at start-up rather than failing later.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import urlparse
@@ -110,6 +111,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "portal",
     "tracking",
@@ -296,6 +299,19 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- REST framework -------------------------------------------------------
 
+# Requests per token (or per user for browser sessions, per address for anonymous
+# calls) on /api/v1, as DRF writes rates: "1200/min", "50/second", "10000/hour".
+API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "1200/min")
+if API_THROTTLE_RATE and not re.fullmatch(
+    r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", API_THROTTLE_RATE
+):
+    raise ImproperlyConfigured(
+        f"API_THROTTLE_RATE must look like 1200/min or 20/second, not {API_THROTTLE_RATE!r}"
+    )
+# Items per page on /api/v1 lists unless the caller asks (?page_size=, up to the max).
+API_PAGE_SIZE = env_int("API_PAGE_SIZE", 100, minimum=1)
+API_MAX_PAGE_SIZE = 1000
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "portal.api.authentication.BearerTokenAuthentication",
@@ -304,8 +320,41 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["portal.api.common.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": API_THROTTLE_RATE or None},
     "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ML Studio API",
+    "DESCRIPTION": (
+        "REST API v1 of ML Studio: the workspace tree, members, tokens, experiments, "
+        "runs, metric history, artifacts and deletion jobs. Authenticate with "
+        "`Authorization: Bearer <token>` (create one on the Tokens page or with "
+        '`mlstudio login`). Errors are `{"error_code": ..., "message": ...}`.'
+    ),
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and Redoc come from the drf-spectacular-sidecar package: our own static
+    # files, no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# The throttle's counters: Redis when there is one (shared by every web process), else
+# this process's memory.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
 }
 
 # --- Security (production defaults; every one can be relaxed explicitly) ---

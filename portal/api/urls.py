@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from portal.api import views
 
@@ -12,4 +12,6 @@ urlpatterns = [
     path("workspaces", views.WorkspaceListView.as_view(), name="api-workspaces"),
     path(WS, views.WorkspaceDetailView.as_view(), name="api-workspace"),
     path(f"{WS}/tracking-token", views.TrackingTokenView.as_view(), name="api-tracking-token"),
+    # Experiments, runs, metrics, artifacts of a workspace (tracking/api/v1).
+    path(f"{WS}/", include("tracking.api.v1.urls")),
 ]

@@ -1,0 +1,178 @@
+"""Pieces every /api/v1 view shares: who is calling, paging, throttling, scope lookups.
+
+Views stay thin: resolve the scope with `ws_access`/`rg_access`/`sub_access` (which apply
+the access rules of portal.selectors: 404 for what the caller cannot see, 403 for what
+it sees but may not change), call one service or selector, serialize the answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import pagination, serializers, throttling
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from portal import selectors
+from portal.errors import InvalidParameter
+from portal.models import ApiToken
+
+
+def request_token(request: Request) -> ApiToken | None:
+    """The ML Studio token the request authenticated with (None for a browser session)."""
+    return request.auth if isinstance(request.auth, ApiToken) else None
+
+
+def sub_access(request: Request, subscription_id: Any, min_role: str | None = None):
+    return selectors.subscription_access(
+        user=request.user,
+        token=request_token(request),
+        subscription_id=subscription_id,
+        min_role=min_role,
+    )
+
+
+def rg_access(
+    request: Request, subscription_id: Any, resource_group: str, min_role: str | None = None
+):
+    return selectors.resource_group_access(
+        user=request.user,
+        token=request_token(request),
+        subscription_id=subscription_id,
+        resource_group=resource_group,
+        min_role=min_role,
+    )
+
+
+def ws_access(
+    request: Request,
+    subscription_id: Any,
+    resource_group: str,
+    workspace: str,
+    min_role: str | None = None,
+):
+    return selectors.workspace_access(
+        user=request.user,
+        token=request_token(request),
+        subscription_id=subscription_id,
+        resource_group=resource_group,
+        workspace=workspace,
+        min_role=min_role,
+    )
+
+
+# --- Paging -----------------------------------------------------------------------------
+
+
+class CursorPagination(pagination.CursorPagination):
+    """Opaque `?cursor=` links, stable under inserts; `?page_size=` up to API_MAX_PAGE_SIZE.
+
+    Views set `ordering` to a unique field (or a tuple ending with one)."""
+
+    page_size_query_param = "page_size"
+    ordering = "-created_at"
+
+    @property
+    def page_size(self) -> int:  # read at request time, so tests may change the setting
+        return settings.API_PAGE_SIZE
+
+    @property
+    def max_page_size(self) -> int:
+        return settings.API_MAX_PAGE_SIZE
+
+
+PAGE_SIZE_PARAM = OpenApiParameter(
+    "page_size", int, description="Items per page (1–1000).", required=False
+)
+CURSOR_PARAM = OpenApiParameter(
+    "cursor", str, description="The opaque cursor of a `next` link.", required=False
+)
+
+
+def encode_cursor(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(data)).decode().rstrip("=")
+
+
+def decode_cursor(raw: str | None) -> dict[str, Any]:
+    """A cursor made by encode_cursor, or {} for none; anything else is a clear 400."""
+    if not raw:
+        return {}
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidParameter("cursor: not a cursor this API returned.") from exc
+    if not isinstance(data, dict):
+        raise InvalidParameter("cursor: not a cursor this API returned.")
+    return data
+
+
+def page_size(request: Request) -> int:
+    """`?page_size=` checked against the limits, for views that page by hand."""
+    raw = request.query_params.get("page_size")
+    if raw in (None, ""):
+        return settings.API_PAGE_SIZE
+    try:
+        size = int(raw)
+    except ValueError as exc:
+        raise InvalidParameter("page_size: must be a whole number.") from exc
+    if not 1 <= size <= settings.API_MAX_PAGE_SIZE:
+        raise InvalidParameter(f"page_size: must be between 1 and {settings.API_MAX_PAGE_SIZE}.")
+    return size
+
+
+def next_link(request: Request, cursor: dict[str, Any] | None) -> str | None:
+    """The URL of the next page for a hand-paged view (same query, new cursor)."""
+    if cursor is None:
+        return None
+    query = {k: v for k, v in request.query_params.lists() if k != "cursor"}
+    query["cursor"] = [encode_cursor(cursor)]
+    return request.build_absolute_uri(request.path) + "?" + urlencode(query, doseq=True)
+
+
+def paged_response(results: Sequence[Any], request: Request, cursor: dict | None) -> Response:
+    """The same page shape as CursorPagination, for views that page by hand."""
+    return Response({"next": next_link(request, cursor), "previous": None, "results": results})
+
+
+def paged_serializer(name: str, item: type[serializers.Serializer]) -> serializers.Serializer:
+    """A schema component for a page of `item` (next, previous, results)."""
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item(many=True),
+        },
+    )()
+
+
+# --- Throttling -------------------------------------------------------------------------
+
+
+class TokenRateThrottle(throttling.SimpleRateThrottle):
+    """API_THROTTLE_RATE requests per token: each token has its own budget, so one busy
+    script does not starve the others of the same user. Browser sessions count per user,
+    anonymous calls per client address."""
+
+    scope = "token"
+
+    def get_rate(self) -> str | None:
+        return settings.API_THROTTLE_RATE or None
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        token = request_token(request)
+        if token is not None:
+            ident = f"t:{token.pk}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"u:{request.user.pk}"
+        else:
+            ident = f"a:{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}
