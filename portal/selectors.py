@@ -33,6 +33,7 @@ from portal.models import (
     ResourceGroup,
     Role,
     Subscription,
+    TokenScope,
     Workspace,
     role_at_least,
 )
@@ -212,7 +213,11 @@ def workspace_access_by_id(
     return _access(user, ws, min_role, token, "Workspace")
 
 
-def can_create_subscription(user: User) -> bool:
+def can_create_subscription(user: User, token: ApiToken | None = None) -> bool:
+    """Staff create subscriptions; not through a read-only or workspace-bound token, which
+    must not reach beyond what it was made for."""
+    if token is not None and (token.scope == TokenScope.READ or token.workspace_id is not None):
+        return False
     return bool(user.is_authenticated and user.is_active and (user.is_staff or user.is_superuser))
 
 
@@ -248,6 +253,82 @@ def visible_workspaces(user: User, token: ApiToken | None = None) -> QuerySet[Wo
             )
         )
     )
+
+
+def visible_subscriptions(user: User, token: ApiToken | None = None) -> QuerySet[Subscription]:
+    """The subscriptions subscription_access lets the user see: with a role on them, or
+    (in a browser session) a role on something live inside them."""
+    qs = Subscription.objects.all()
+    if not user.is_authenticated or not user.is_active:
+        return qs.none()
+    if token is not None and token.workspace_id is not None:
+        return qs.none()  # a workspace-bound token sees no containers (role_for)
+    if user.is_superuser:
+        return qs
+    mine = Membership.objects.filter(user=user)
+    visible = Q(pk__in=mine.filter(subscription__isnull=False).values("subscription_id"))
+    if token is None:
+        visible |= Q(
+            pk__in=mine.filter(
+                resource_group__isnull=False, resource_group__deletion_requested_at=None
+            ).values("resource_group__subscription_id")
+        ) | Q(
+            pk__in=live_workspaces()
+            .filter(memberships__user=user)
+            .values("resource_group__subscription_id")
+        )
+    return qs.filter(visible)
+
+
+def visible_resource_groups(
+    user: User, subscription: Subscription, token: ApiToken | None = None
+) -> QuerySet[ResourceGroup]:
+    """The live resource groups of a subscription that resource_group_access lets the user
+    see."""
+    qs = ResourceGroup.objects.filter(subscription=subscription, deletion_requested_at=None)
+    if not user.is_authenticated or not user.is_active:
+        return qs.none()
+    if token is not None and token.workspace_id is not None:
+        return qs.none()
+    if user.is_superuser or role_for(user, subscription, token) is not None:
+        return qs
+    mine = Membership.objects.filter(user=user)
+    visible = Q(pk__in=mine.filter(resource_group__isnull=False).values("resource_group_id"))
+    if token is None:
+        visible |= Q(
+            pk__in=live_workspaces().filter(memberships__user=user).values("resource_group_id")
+        )
+    return qs.filter(visible)
+
+
+@dataclass
+class RoleMap:
+    """The user's grants read once, so a page of many scopes costs no query per row.
+    `role(obj)` gives what role_for gives (inheritance, superusers, token caps)."""
+
+    user: User
+    token: ApiToken | None
+    by_scope: dict[UUID, str]
+
+    def role(self, obj: Scope) -> str | None:
+        if not self.user.is_authenticated or not self.user.is_active or is_deleting(obj):
+            return None
+        sub_id, rg_id, ws_id = scope_chain(obj)
+        token = self.token
+        if token is not None and token.workspace_id is not None and token.workspace_id != ws_id:
+            return None
+        if self.user.is_superuser:
+            return _cap(Role.OWNER, token)
+        roles = [self.by_scope.get(scope_id) for scope_id in (sub_id, rg_id, ws_id) if scope_id]
+        return _cap(_strongest(roles), token)
+
+
+def role_map(user: User, token: ApiToken | None = None) -> RoleMap:
+    by_scope: dict[UUID, str] = {}
+    if user.is_authenticated:
+        for m in Membership.objects.filter(user=user):
+            by_scope[m.subscription_id or m.resource_group_id or m.workspace_id] = m.role
+    return RoleMap(user=user, token=token, by_scope=by_scope)
 
 
 @dataclass
@@ -326,8 +407,8 @@ def tenancy_tree(user: User, subscription_id: UUID | None = None) -> list[TreeSu
     return list(tree.values())
 
 
-def memberships_for_scope(obj: Scope) -> dict[str, list[Membership]]:
-    """Direct grants on obj, and the grants inherited from above it."""
+def _membership_filters(obj: Scope) -> tuple[Q, Q]:
+    """(grants made on obj itself, grants made above it that hold for obj)."""
     sub_id, rg_id, ws_id = scope_chain(obj)
     direct_filter = (
         Q(workspace_id=ws_id)
@@ -341,6 +422,12 @@ def memberships_for_scope(obj: Scope) -> dict[str, list[Membership]]:
         inherited_filter = Q(resource_group_id=rg_id) | Q(subscription_id=sub_id)
     elif rg_id:
         inherited_filter = Q(subscription_id=sub_id)
+    return direct_filter, inherited_filter
+
+
+def memberships_for_scope(obj: Scope) -> dict[str, list[Membership]]:
+    """Direct grants on obj, and the grants inherited from above it."""
+    direct_filter, inherited_filter = _membership_filters(obj)
     base = Membership.objects.select_related(
         "user", "subscription", "resource_group", "workspace"
     ).order_by("user__username")
@@ -348,6 +435,32 @@ def memberships_for_scope(obj: Scope) -> dict[str, list[Membership]]:
         "direct": list(base.filter(direct_filter)),
         "inherited": list(base.filter(inherited_filter)),
     }
+
+
+def scope_memberships(obj: Scope) -> QuerySet[Membership]:
+    """Every grant that holds for obj (direct and inherited) as one queryset, for paging;
+    `Membership.scope_kind` tells which ones were made above obj."""
+    direct_filter, inherited_filter = _membership_filters(obj)
+    return Membership.objects.select_related("user").filter(direct_filter | inherited_filter)
+
+
+def direct_membership(obj: Scope, username: str) -> Membership | None:
+    """The grant made on obj itself to the user with this name, if any."""
+    direct_filter, _ = _membership_filters(obj)
+    return (
+        Membership.objects.select_related(
+            "user", "subscription", "resource_group__subscription", "workspace"
+        )
+        .filter(direct_filter, user__username=username)
+        .first()
+    )
+
+
+def active_user(username: str) -> AbstractBaseUser | None:
+    """The active user with exactly this user name (roles are granted to active users)."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(username=username, is_active=True).first()
 
 
 def audit_entries_for(obj: Scope, limit: int = 50) -> QuerySet[AuditEntry]:
@@ -447,28 +560,40 @@ class JobAccess:
     parent: Scope | None
     role: str | None  # the user's role on the parent
     is_creator: bool
+    read_only: bool = False  # the request came with a read-only token
 
     @property
     def can_retry(self) -> bool:
         """A failed job may be queued again by whoever asked for it, or a contributor."""
-        return self.job.status == DeletionJob.Status.FAILED and (
-            self.is_creator or role_at_least(self.role, Role.CONTRIBUTOR)
+        return (
+            self.job.status == DeletionJob.Status.FAILED
+            and not self.read_only
+            and (self.is_creator or role_at_least(self.role, Role.CONTRIBUTOR))
         )
 
 
-def deletion_job_access(*, user: User, job_id: UUID | str) -> JobAccess:
-    """The job, if the user created it or can read its parent scope; else 404."""
+def deletion_job_access(
+    *, user: User, job_id: UUID | str, token: ApiToken | None = None
+) -> JobAccess:
+    """The job, if the user created it or can read its parent scope; else 404. A token
+    narrows the role on the parent as everywhere (role_for)."""
     job = DeletionJob.objects.select_related("created_by").filter(pk=job_id).first()
     if job is None or not user.is_authenticated or not user.is_active:
         raise NotFound("Deletion job not found")
     parent = deletion_job_parent(job)
-    role = role_for(user, parent) if parent is not None else None
-    if user.is_superuser:
-        role = Role.OWNER
+    role = role_for(user, parent, token) if parent is not None else None
+    if user.is_superuser and (token is None or token.workspace_id is None):
+        role = _cap(Role.OWNER, token)
     is_creator = job.created_by_id is not None and job.created_by_id == user.pk
     if role is None and not is_creator:
         raise NotFound("Deletion job not found")
-    return JobAccess(job=job, parent=parent, role=role, is_creator=is_creator)
+    return JobAccess(
+        job=job,
+        parent=parent,
+        role=role,
+        is_creator=is_creator,
+        read_only=token is not None and token.scope == TokenScope.READ,
+    )
 
 
 def deletion_jobs_for(obj: Subscription | ResourceGroup, limit: int = 10) -> list[DeletionJob]:

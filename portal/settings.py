@@ -308,6 +308,13 @@ if API_THROTTLE_RATE and not re.fullmatch(
     raise ImproperlyConfigured(
         f"API_THROTTLE_RATE must look like 1200/min or 20/second, not {API_THROTTLE_RATE!r}"
     )
+# Attempts per client address at POST /api/v1/login, so passwords cannot be guessed at
+# speed; the same format.
+API_LOGIN_THROTTLE_RATE = env_str("API_LOGIN_THROTTLE_RATE", "10/min")
+if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", API_LOGIN_THROTTLE_RATE):
+    raise ImproperlyConfigured(
+        f"API_LOGIN_THROTTLE_RATE must look like 10/min, not {API_LOGIN_THROTTLE_RATE!r}"
+    )
 # Items per page on /api/v1 lists unless the caller asks (?page_size=, up to the max).
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 100, minimum=1)
 API_MAX_PAGE_SIZE = 1000
@@ -320,9 +327,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "portal.api.schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["portal.api.common.TokenRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"token": API_THROTTLE_RATE or None},
+    "DEFAULT_THROTTLE_RATES": {
+        "token": API_THROTTLE_RATE or None,
+        "login": API_LOGIN_THROTTLE_RATE,
+    },
     "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -340,6 +350,21 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Names in paths (portal.api.urls converters) are documented with their pattern, so
+    # clients and fuzzers know what a valid one looks like.
+    # Choice sets that share a field name get stable component names.
+    "ENUM_NAME_OVERRIDES": {
+        "DeletionJobStatusEnum": "portal.models.DeletionJob.Status",
+        "TokenStatusEnum": ["active", "expired", "revoked"],
+        "TokenScopeEnum": ["read", "write", "full"],
+        "MembershipScopeEnum": ["subscription", "resource_group", "workspace"],
+        "RoleEnum": ["owner", "contributor", "reader"],
+        "RunStatusEnum": ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"],
+    },
+    "PATH_CONVERTER_OVERRIDES": {
+        "scope_name": {"type": "string", "pattern": r"^[-\w.()]+$"},
+        "username": {"type": "string", "pattern": r"^[\w.@+-]+$"},
+    },
     # Swagger UI and Redoc come from the drf-spectacular-sidecar package: our own static
     # files, no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -77,6 +77,22 @@ def validate_tags(value: object) -> None:
                 f"Tag {key!r}: values are text of at most {MAX_TAG_VALUE} characters.",
                 code="invalid_tags",
             )
+        if not _storable(key) or not _storable(tag_value):
+            raise ValidationError(
+                "Tags are plain text: no NUL characters or unpaired surrogates.",
+                code="invalid_tags",
+            )
+
+
+def _storable(text: str) -> bool:
+    """Whether PostgreSQL can store the text in JSON (SQLite would take anything)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_tags(text: str) -> dict[str, str]:

@@ -15,8 +15,9 @@ from urllib.parse import urlencode
 
 import orjson
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework import pagination, serializers, throttling
+from rest_framework import exceptions, pagination, serializers, throttling
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -79,13 +80,39 @@ class CursorPagination(pagination.CursorPagination):
     page_size_query_param = "page_size"
     ordering = "-created_at"
 
-    @property
-    def page_size(self) -> int:  # read at request time, so tests may change the setting
-        return settings.API_PAGE_SIZE
+    # Set per request from get_page_size (DRF assigns it), which reads API_PAGE_SIZE at
+    # request time so tests may change the setting.
+    page_size: int | None = None
 
     @property
     def max_page_size(self) -> int:
         return settings.API_MAX_PAGE_SIZE
+
+    def get_page_size(self, request: Request) -> int:
+        # DRF quietly ignores a bad ?page_size=; the contract answers 400, as the
+        # hand-paged views do.
+        return page_size(request)
+
+    def paginate_queryset(self, queryset, request: Request, view: Any = None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except (DjangoValidationError, ValueError, TypeError) as exc:
+            # A forged position the ordering field cannot take (a date, a number): the
+            # caller's mistake, not a server error.
+            if getattr(self, "cursor", None) is None or self.cursor.position is None:
+                raise
+            raise InvalidParameter("cursor: not a cursor this API returned.") from exc
+
+    def decode_cursor(self, request: Request):
+        # DRF answers a cursor it cannot read with 404, as if the list were gone.
+        try:
+            cursor = super().decode_cursor(request)
+        except exceptions.NotFound as exc:
+            raise InvalidParameter("cursor: not a cursor this API returned.") from exc
+        # A forged position with a NUL would reach PostgreSQL, which cannot compare it.
+        if cursor is not None and cursor.position is not None and "\x00" in cursor.position:
+            raise InvalidParameter("cursor: not a cursor this API returned.")
+        return cursor
 
 
 PAGE_SIZE_PARAM = OpenApiParameter(
@@ -176,3 +203,16 @@ class TokenRateThrottle(throttling.SimpleRateThrottle):
         else:
             ident = f"a:{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class LoginRateThrottle(throttling.SimpleRateThrottle):
+    """API_LOGIN_THROTTLE_RATE password attempts per client address at POST login, so
+    passwords cannot be guessed at the speed of the general API budget."""
+
+    scope = "login"
+
+    def get_rate(self) -> str | None:
+        return settings.API_LOGIN_THROTTLE_RATE or None
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

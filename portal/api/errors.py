@@ -36,9 +36,17 @@ def _message(detail: object) -> str:
     return str(detail)
 
 
+def _encodable(text: str) -> str:
+    # Messages may quote what the caller sent; a lone surrogate from a JSON "\ud800"
+    # escape cannot be encoded as UTF-8 and would turn the 400 into a 500.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, StudioError):
-        return Response({"error_code": exc.code, "message": exc.message}, status=exc.http_status)
+        return Response(
+            {"error_code": exc.code, "message": _encodable(exc.message)}, status=exc.http_status
+        )
     response = drf_exception_handler(exc, context)
     if response is None:
         # Unexpected: log it with its stack, answer without one.
@@ -50,5 +58,5 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     code = _DRF_CODES.get(response.status_code, "INTERNAL_ERROR")
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         code = "UNAUTHENTICATED"
-    response.data = {"error_code": code, "message": _message(response.data)}
+    response.data = {"error_code": code, "message": _encodable(_message(response.data))}
     return response

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any, Literal
+
 from django.urls import reverse
 from rest_framework import serializers
 
-from portal.models import DeletionJob
+from portal import validators
+from portal.models import DeletionJob, Membership, Role, TokenScope
+from portal.services import TOKEN_MAX_LIFETIME
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -55,3 +60,208 @@ class DeletionJobSerializer(serializers.ModelSerializer):
 
     def get_page_url(self, job: DeletionJob) -> str:
         return self._absolute(reverse("deletion-job", kwargs={"job_id": job.pk}))
+
+
+# --- Tenancy ------------------------------------------------------------------------------
+
+ROLE_CHOICES = Role.values
+SCOPE_KINDS = ["subscription", "resource_group", "workspace"]
+
+
+class TextField(serializers.CharField):
+    """Text only: DRF's CharField would turn 1 or true into "1" or "True"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class TagsField(serializers.DictField):
+    """Tags: names to text values (the services check names and counts)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        child = TextField(allow_blank=True, max_length=validators.MAX_TAG_VALUE)
+        super().__init__(child=child, **kwargs)
+
+
+class RoleField(serializers.ChoiceField):
+    """The caller's effective role here (null when they only see it as a container)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=ROLE_CHOICES, allow_null=True, read_only=True, **kwargs)
+
+
+class LoginRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    token_name = serializers.CharField(max_length=100, required=False)
+    expires_in = serializers.IntegerField(
+        min_value=1,
+        max_value=TOKEN_MAX_LIFETIME,
+        required=False,
+        allow_null=True,
+        help_text="Seconds until the token expires; leave out for a token that does not.",
+    )
+
+
+class LoginResponseSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="The secret: shown this once, never again.")
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    username = serializers.CharField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class UserTokenSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    scope = serializers.ChoiceField(choices=TokenScope.values)
+    workspace_id = serializers.UUIDField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class CurrentUserSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    email = serializers.CharField(allow_blank=True)
+    is_staff = serializers.BooleanField()
+    token = UserTokenSerializer(allow_null=True, help_text="The token of this request, if any.")
+
+
+def _name_field(pattern: re.Pattern, **kwargs: Any) -> serializers.RegexField:
+    """A name with the pattern of portal.validators, so the schema tells clients (and
+    fuzzers) what a valid one looks like; the services still check it."""
+    return serializers.RegexField(pattern, **kwargs)
+
+
+class SubscriptionSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    name = _name_field(validators.SUBSCRIPTION_NAME_RE, max_length=64)
+    description = serializers.CharField(max_length=2000, allow_blank=True, required=False)
+    role = RoleField()
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class SubscriptionUpdateSerializer(serializers.Serializer):
+    name = _name_field(validators.SUBSCRIPTION_NAME_RE, max_length=64, required=False)
+    description = serializers.CharField(max_length=2000, allow_blank=True, required=False)
+
+
+class ResourceGroupSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    name = _name_field(validators.RESOURCE_GROUP_NAME_RE, max_length=90)
+    subscription_id = serializers.UUIDField(read_only=True)
+    location = _name_field(validators.LOCATION_RE, max_length=40, required=False)
+    tags = TagsField(required=False)
+    role = RoleField()
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class ResourceGroupUpdateSerializer(serializers.Serializer):
+    tags = TagsField()
+
+
+class WorkspaceDetailsSerializer(serializers.Serializer):
+    """selectors.workspace_details and the caller's role; the camelCase keys are the
+    reference service's, which SDK users already know."""
+
+    id = serializers.CharField(help_text="The ARM-style id.")
+    name = serializers.CharField()
+    workspaceid = serializers.UUIDField()
+    type = serializers.CharField()
+    location = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    friendlyName = serializers.CharField()
+    tags = TagsField()
+    subscriptionId = serializers.UUIDField()
+    subscriptionName = serializers.CharField()
+    resourceGroup = serializers.CharField()
+    creationTime = serializers.DateTimeField()
+    createdBy = serializers.CharField(allow_null=True)
+    storageAccount = serializers.CharField(help_text='"local", or the Blob container URL.')
+    mlflowTrackingUri = serializers.URLField()
+    provisioningState = serializers.CharField()
+    role = RoleField()
+
+
+class WorkspaceCreateSerializer(serializers.Serializer):
+    name = _name_field(validators.WORKSPACE_NAME_RE, max_length=33)
+    description = serializers.CharField(max_length=2000, allow_blank=True, required=False)
+    friendly_name = serializers.CharField(max_length=100, allow_blank=True, required=False)
+    location = _name_field(
+        validators.LOCATION_RE,
+        max_length=40,
+        required=False,
+        help_text="Defaults to the resource group's location.",
+    )
+    tags = TagsField(required=False)
+
+
+class WorkspaceUpdateSerializer(serializers.Serializer):
+    description = serializers.CharField(max_length=2000, allow_blank=True, required=False)
+    friendly_name = serializers.CharField(max_length=100, allow_blank=True, required=False)
+    tags = TagsField(required=False)
+
+
+class TrackingTokenSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Set it as MLFLOW_TRACKING_TOKEN.")
+    expires_at = serializers.DateTimeField()
+    tracking_uri = serializers.URLField()
+
+
+class MembershipSerializer(serializers.Serializer):
+    """A grant that holds at a scope; `inherited` when it was made on a scope above."""
+
+    id = serializers.IntegerField()
+    username = serializers.CharField(source="user.username")
+    role = serializers.ChoiceField(choices=ROLE_CHOICES)
+    scope = serializers.SerializerMethodField()
+    inherited = serializers.SerializerMethodField()
+
+    def get_scope(
+        self, membership: Membership
+    ) -> Literal["subscription", "resource_group", "workspace"]:
+        if membership.subscription_id:
+            return "subscription"
+        return "resource_group" if membership.resource_group_id else "workspace"
+
+    def get_inherited(self, membership: Membership) -> bool:
+        return self.get_scope(membership) != self.context["scope_kind"]
+
+
+class MembershipUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=ROLE_CHOICES)
+
+
+class TokenSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    name = serializers.CharField(max_length=100)
+    prefix = serializers.CharField(read_only=True, help_text="The secret's first characters.")
+    scope = serializers.ChoiceField(choices=TokenScope.values, read_only=True)
+    workspace_id = serializers.UUIDField(allow_null=True, read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    expires_at = serializers.DateTimeField(allow_null=True, read_only=True)
+    last_used_at = serializers.DateTimeField(allow_null=True, read_only=True)
+    status = serializers.ChoiceField(choices=["active", "expired", "revoked"], read_only=True)
+
+
+class TokenCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    scope = serializers.ChoiceField(
+        choices=TokenScope.values,
+        required=False,
+        help_text="Defaults to full, or to the scope of the token the request uses.",
+    )
+    workspace_id = serializers.UUIDField(
+        required=False, allow_null=True, help_text="Limit the token to this workspace."
+    )
+    expires_in = serializers.IntegerField(
+        min_value=1,
+        max_value=TOKEN_MAX_LIFETIME,
+        required=False,
+        allow_null=True,
+        help_text="Seconds until it expires; leave out for a token that does not.",
+    )
+
+
+class TokenCreatedSerializer(TokenSerializer):
+    token = serializers.CharField(help_text="The secret: shown this once, never again.")

@@ -16,6 +16,7 @@ from portal.services.deletion import (
 )
 from portal.services.tenancy import (
     LAST_USED_RESOLUTION,
+    TOKEN_MAX_LIFETIME,
     TOKEN_PREFIX,
     audit_record,
     current_ip,
@@ -37,6 +38,7 @@ from portal.services.tenancy import (
 
 __all__ = [
     "LAST_USED_RESOLUTION",
+    "TOKEN_MAX_LIFETIME",
     "TOKEN_PREFIX",
     "audit_record",
     "current_ip",

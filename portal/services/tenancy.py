@@ -6,7 +6,7 @@ import contextvars
 import hashlib
 import secrets
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -320,36 +320,80 @@ def _hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+# The longest lifetime a token may be given (ten years); "never expires" is None.
+TOKEN_MAX_LIFETIME = 10 * 365 * 86400
+# Scopes from weakest to strongest, to tell whether a new token would outrank its parent.
+_SCOPE_RANK = {TokenScope.READ: 1, TokenScope.WRITE: 2, TokenScope.FULL: 3}
+
+
+def _within_parent(
+    parent: ApiToken,
+    scope: str | None,
+    workspace: Workspace | None,
+    expires_at: datetime | None,
+) -> tuple[str, Workspace | None, datetime | None]:
+    """The limits a token created with `parent` gets: what was not asked for is inherited
+    from the parent, and asking for more than the parent has is refused. Otherwise a leaked
+    read-only, workspace-bound or short-lived token could mint an unlimited one."""
+    if parent.kind == TokenKind.TRACKING:
+        raise PermissionDenied("A tracking token cannot create tokens.")
+    scope = scope or parent.scope
+    if _SCOPE_RANK.get(scope, 0) > _SCOPE_RANK[parent.scope]:
+        raise PermissionDenied(
+            f"A token with scope '{parent.scope}' cannot create one with scope '{scope}'."
+        )
+    if parent.workspace_id is not None:
+        if workspace is None:
+            workspace = parent.workspace
+        elif workspace.pk != parent.workspace_id:
+            raise PermissionDenied("A workspace-bound token cannot create tokens for others.")
+    if parent.expires_at is not None:
+        if expires_at is None:
+            expires_at = parent.expires_at
+        elif expires_at > parent.expires_at:
+            raise PermissionDenied("A token cannot create one that outlives it.")
+    return scope, workspace, expires_at
+
+
 @transaction.atomic
 def token_create(
     *,
     user: AbstractBaseUser,
     name: str,
-    scope: str = TokenScope.FULL,
+    scope: str | None = None,
     workspace: Workspace | None = None,
     expires_in: int | None = None,
     kind: str = TokenKind.PERSONAL,
+    parent: ApiToken | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token; the plain secret is returned once and never stored."""
+    """Create a token; the plain secret is returned once and never stored.
+
+    scope defaults to full. `parent` is the token the request came with, if any: the new
+    token then stays within its limits (see _within_parent)."""
     name = name.strip()
     if not name or len(name) > 100:
         raise InvalidParameter("name: a token needs a name of 1 to 100 characters.")
-    if scope not in TokenScope.values:
+    if scope is not None and scope not in TokenScope.values:
         raise InvalidParameter(f"scope: must be one of {', '.join(TokenScope.values)}")
-    if expires_in is not None and expires_in <= 0:
-        raise InvalidParameter("expires_in: must be a positive number of seconds.")
+    if expires_in is not None and not 0 < expires_in <= TOKEN_MAX_LIFETIME:
+        raise InvalidParameter(
+            f"expires_in: must be a positive number of seconds, at most {TOKEN_MAX_LIFETIME}."
+        )
     if workspace is not None and role_for(user, workspace) is None:
         raise NotFound("Workspace not found")
+    expires_at = timezone.now() + timedelta(seconds=expires_in) if expires_in else None
+    if parent is not None:
+        scope, workspace, expires_at = _within_parent(parent, scope, workspace, expires_at)
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user,
         name=name,
-        scope=scope,
+        scope=scope or TokenScope.FULL,
         workspace=workspace,
         kind=kind,
         prefix=raw[:12],
         key_hash=_hash(raw),
-        expires_at=timezone.now() + timedelta(seconds=expires_in) if expires_in else None,
+        expires_at=expires_at,
     )
     if kind == TokenKind.PERSONAL:
         audit_record(actor=user, action="create", target=token)
@@ -357,15 +401,33 @@ def token_create(
 
 
 def tracking_token_mint(
-    *, user: AbstractBaseUser, workspace: Workspace, lifetime: int | None = None
+    *,
+    user: AbstractBaseUser,
+    workspace: Workspace,
+    lifetime: int | None = None,
+    parent: ApiToken | None = None,
 ) -> tuple[ApiToken, str]:
-    """A short-lived token that works only in one workspace, for tracking clients."""
+    """A short-lived token that works only in one workspace, for tracking clients.
+
+    Minted with a token (`parent`), it is capped rather than refused: read-only for a
+    read-only parent, and never outliving the parent."""
+    if parent is not None and parent.kind == TokenKind.TRACKING:
+        # A tracking token renewing itself would make it immortal.
+        raise PermissionDenied("A tracking token cannot mint tracking tokens.")
+    scope = TokenScope.WRITE
+    expires_in = lifetime or settings.TRACKING_TOKEN_LIFETIME
+    if parent is not None:
+        if parent.scope == TokenScope.READ:
+            scope = TokenScope.READ
+        if parent.expires_at is not None:
+            left = int((parent.expires_at - timezone.now()).total_seconds())
+            expires_in = max(1, min(expires_in, left))
     return token_create(
         user=user,
         name=f"tracking: {workspace.name}",
-        scope=TokenScope.WRITE,
+        scope=scope,
         workspace=workspace,
-        expires_in=lifetime or settings.TRACKING_TOKEN_LIFETIME,
+        expires_in=expires_in,
         kind=TokenKind.TRACKING,
     )
 

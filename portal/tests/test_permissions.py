@@ -457,9 +457,7 @@ def test_api_access(cast, who, method, url_name, kwargs, expected):
 
 @pytest.mark.parametrize("who", ["owner", "contributor", "reader", "outsider"])
 def test_api_workspace_list_is_filtered(cast, who):
-    names = {
-        ws["name"] for ws in _api(cast, who).get(reverse("api-workspaces")).json()["workspaces"]
-    }
+    names = {ws["name"] for ws in _api(cast, who).get(reverse("api-workspaces")).json()["results"]}
     assert ("ws-main" in names) == (who != "outsider")
     assert ("ws-other" in names) == (who == "outsider")
 

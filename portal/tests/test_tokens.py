@@ -82,7 +82,7 @@ def test_workspace_scoped_token_sees_only_its_workspace(cast):
     )
     _, raw = services.token_create(user=cast.owner, name="scoped", workspace=cast.workspace)
     client = bearer(raw)
-    names = [ws["name"] for ws in client.get(reverse("api-workspaces")).json()["workspaces"]]
+    names = [ws["name"] for ws in client.get(reverse("api-workspaces")).json()["results"]]
     assert names == ["ws-main"]
     other = cast.other_workspace
     url = reverse(

@@ -1,0 +1,88 @@
+"""OpenAPI generation for /api/v1 (drf-spectacular): the Bearer scheme and the error
+answers every operation shares, so clients (and schemathesis) know every status code.
+
+settings.REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] points at AutoSchema below; importing
+this module also registers the Bearer extension.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular import openapi
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework.permissions import AllowAny
+
+from portal.api.serializers import ErrorSerializer
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "portal.api.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return build_bearer_security_scheme_object(
+            header_name="Authorization",
+            token_prefix="Bearer",  # noqa: S106 - the scheme name, not a secret
+            bearer_format="mls_…",
+        )
+
+
+ERROR_DESCRIPTIONS = {
+    400: "INVALID_PARAMETER_VALUE or RESOURCE_ALREADY_EXISTS: the request is not valid.",
+    401: "UNAUTHENTICATED: no credentials, or a token that is invalid, expired or revoked.",
+    403: "PERMISSION_DENIED: visible to the caller, but their role (or token) does not allow it.",
+    404: "RESOURCE_DOES_NOT_EXIST: missing, or not visible to the caller.",
+    429: "REQUEST_LIMIT_EXCEEDED: too many requests; wait for Retry-After seconds.",
+}
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """Error answers for extend_schema(responses=...), all in the one error shape."""
+    return {code: OpenApiResponse(ErrorSerializer, ERROR_DESCRIPTIONS[code]) for code in codes}
+
+
+class AutoSchema(openapi.AutoSchema):
+    """Adds the error answers any operation can give, unless the view documents them:
+    401 when it needs credentials, 429 when it is throttled, 404 when its path names
+    something, 400 when it takes a body or query parameters (validation, paging)."""
+
+    def _default_error_codes(self) -> list[int]:
+        codes = []
+        if self.method in ("POST", "PUT", "PATCH") or self._has_query_parameters():
+            codes.append(400)
+        if not any(isinstance(p, AllowAny) for p in self.view.get_permissions()):
+            codes.append(401)
+        if "{" in self.path:
+            codes.append(404)
+        if self.view.get_throttles():
+            codes.append(429)
+        return codes
+
+    def _has_query_parameters(self) -> bool:
+        if self.method == "GET" and self._is_list_view() and self._get_paginator() is not None:
+            return True
+        return any(
+            isinstance(p, OpenApiParameter) and p.location == OpenApiParameter.QUERY
+            for p in self.get_override_parameters()
+        )
+
+    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)
+        for code in self._default_error_codes():
+            if str(code) not in responses:
+                responses[str(code)] = self._get_response_for_code(
+                    OpenApiResponse(ErrorSerializer, ERROR_DESCRIPTIONS[code]), str(code)
+                )
+        return responses
+
+    def _get_response_headers_for_code(self, status_code: str, direction: str = "response"):
+        headers = super()._get_response_headers_for_code(status_code, direction)
+        if status_code == "429" and "Retry-After" not in headers:
+            headers["Retry-After"] = {
+                "schema": {"type": "integer"},
+                "description": "Seconds to wait before trying again.",
+            }
+        return headers

@@ -1,0 +1,196 @@
+"""The OpenAPI schema of /api/v1 is valid, and the API keeps to it.
+
+schemathesis generates requests for every operation of the schema (valid ones and
+invalid ones) and sends them in-process to the WSGI application with the token of
+an owner who is also staff. Every answer must be no server error, carry the declared
+content type and status code, and match the declared body schema. Each example runs in
+a savepoint that is rolled back, so every request meets the same workspace tree (a fuzzed
+DELETE cannot empty it for the next one) and a seed gives the same run every time. The
+test's transaction never commits, so deletion jobs are written but never sent to Celery
+(transaction.on_commit): nothing waits for a worker.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from django.core.cache import cache
+from django.core.management import call_command
+from django.core.signals import request_started
+from django.db import close_old_connections, transaction
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from portal import services
+from portal.models import DeletionJob
+from portal.tests.factories import PASSWORD, UserFactory
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+# Generated cases per operation (valid and invalid mixed): enough to reach every branch
+# of the serializers, few enough for the whole API to run in well under a minute on two
+# CPUs.
+MAX_EXAMPLES = 25
+
+
+def test_schema_is_valid_openapi_without_warnings(tmp_path):
+    # --fail-on-warn: an undocumented view or an unresolvable field fails here, not later.
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml")
+    )
+    text = (tmp_path / "schema.yaml").read_text()
+    assert "bearerAuth" in text and "scheme: bearer" in text
+
+
+@pytest.fixture
+def wsgi_app(settings) -> Iterator[object]:
+    """The Django WSGI application, served in the test's own transaction."""
+    from django.core.handlers.wsgi import WSGIHandler
+
+    settings.API_THROTTLE_RATE = "100000/min"
+    settings.API_LOGIN_THROTTLE_RATE = "100000/min"
+    settings.ALLOWED_HOSTS = ["localhost", "testserver"]
+    cache.clear()
+    # As django.test.Client does: a request must not close the connection that holds the
+    # test's transaction.
+    request_started.disconnect(close_old_connections)
+    try:
+        yield WSGIHandler()
+    finally:
+        request_started.connect(close_old_connections)
+        cache.clear()
+
+
+@pytest.fixture
+def scope(cast, settings, tmp_path) -> dict[str, str]:
+    """Real values for path parameters, so most requests reach the views' logic rather
+    than a 404; the cast's owner is staff, so POST subscriptions is reachable too."""
+    from tracking.tests.factories import make_experiment, make_run
+
+    settings.ARTIFACT_ROOT = str(tmp_path / "artifacts")
+    cast.owner.is_staff = True
+    cast.owner.save()
+    doomed = services.workspace_create(
+        actor=cast.owner, resource_group=cast.resource_group, name="doomed"
+    )
+    job = services.deletion_job_request(actor=cast.owner, target=doomed, confirm_name="doomed")
+    DeletionJob.objects.filter(pk=job.pk).update(status=DeletionJob.Status.FAILED)
+    other, _ = services.token_create(user=cast.owner, name="another")
+    # Someone to change and remove at every scope, so member PUT/DELETE reach the service.
+    uma = UserFactory(username="uma")
+    for level in (cast.subscription, cast.resource_group, cast.workspace):
+        services.membership_grant(actor=cast.owner, scope=level, user=uma, role="reader")
+    experiment = make_experiment(cast.workspace, "exp")
+    run = make_run(experiment, "run", params={"a": 1}, metrics={"loss": [0.5, 0.4]})
+    _, raw = services.token_create(user=cast.owner, name="schemathesis")
+    return {
+        "token": raw,
+        "subscription_id": str(cast.subscription.id),
+        "resource_group": cast.resource_group.name,
+        "workspace": cast.workspace.name,
+        "username": uma.username,
+        "job_id": str(job.pk),
+        "token_id": str(other.pk),
+        "experiment_id": str(experiment.pk),
+        "run_id": run.run_uuid,
+    }
+
+
+def _strategies(operation, real: dict[str, str]) -> list[tuple[st.SearchStrategy, int]]:
+    """(cases, how many) for one operation: the real scope in the path, valid and invalid
+    data; fully generated ones (mostly 404s); and, where success needs a value nothing
+    random will hit (the exact name that confirms a deletion, a password), a few cases
+    with that value, run on their own so that success is always checked."""
+    names = re.findall(r"{(\w+)}", operation.path)
+    fixed = {name: real[name] for name in names if name in real} or None
+    fuzz = [
+        operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed),
+        operation.as_strategy(GenerationMode.NEGATIVE, path_parameters=fixed),
+    ]
+    if names:
+        fuzz.append(operation.as_strategy(GenerationMode.POSITIVE))
+    runs = [(st.one_of(fuzz), MAX_EXAMPLES)]
+    method, last = operation.method.upper(), names[-1] if names else None
+    known: dict[str, object] = {}
+    if operation.path == "/api/v1/login":
+        known["body"] = {"username": "olivia", "password": PASSWORD}
+    elif method == "DELETE" and last in ("workspace", "resource_group"):
+        known["query"] = {"confirm": real[last]}
+    elif method == "PATCH" and last == "resource_group":
+        known["body"] = {"tags": {"team": "ml"}}
+    if known:
+        good = operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed, **known)
+        runs.append((good, 3))
+    return runs
+
+
+def _fuzz(operation, real: dict[str, str], answered: dict[str, set[int]]) -> None:
+    """Run one operation's examples; raises what schemathesis found."""
+    headers = {"Authorization": f"Bearer {real['token']}"}
+    for strategy, examples in _strategies(operation, real):
+
+        @given(case=strategy)
+        @hypothesis_settings(
+            max_examples=examples,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def check(case) -> None:
+            savepoint = transaction.savepoint()
+            try:
+                response = case.call_and_validate(headers=headers, checks=CHECKS)
+                answered.setdefault(operation.label, set()).add(response.status_code)
+            finally:
+                transaction.savepoint_rollback(savepoint)
+                cache.clear()
+
+        check()
+
+
+def test_api_conforms_to_its_schema(wsgi_app, scope):
+    schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 30
+    assert all(op.path.startswith("/api/v1/") for op in operations)
+    failures: list[str] = []
+    answered: dict[str, set[int]] = {}
+    started = time.monotonic()
+    for operation in operations:
+        try:
+            _fuzz(operation, scope, answered)
+        except Exception as exc:  # collect them all: one run shows every broken operation
+            failures.append(f"{operation.label}: {exc}")
+    elapsed = time.monotonic() - started
+    assert not failures, "\n\n".join(failures)
+    # Reaching the views' success path, not only their 404s and 400s, for every operation
+    # of the tenancy half (the tracking half is tried as thoroughly, but its data is sparse).
+    tenancy = [op.label for op in operations if not re.search(r"/(experiments|runs)\b", op.path)]
+    unreached = [label for label in tenancy if not any(200 <= s < 300 for s in answered[label])]
+    assert not unreached, unreached
+    assert elapsed < 120, f"the schema run took {elapsed:.0f}s; keep it bounded"
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/", "/api/redoc/"])
+def test_schema_and_docs_are_served_without_login(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    if path == "/api/schema/":
+        assert b"bearerAuth" in response.content
