@@ -201,6 +201,28 @@ def run_restore(*, run: Run) -> Run:
     return run
 
 
+CANCELLABLE = (RunStatus.RUNNING, RunStatus.SCHEDULED)
+
+
+@transaction.atomic
+def run_cancel(*, run: Run) -> Run:
+    """Stop a run that has not ended: RUNNING or SCHEDULED become KILLED, ended now.
+
+    Cancelling a killed run again changes nothing, so a retried request is harmless; a
+    run that finished or failed keeps its outcome (INVALID_PARAMETER_VALUE)."""
+    if run.status == RunStatus.KILLED:
+        return run
+    if run.status not in CANCELLABLE:
+        raise InvalidParameter(
+            f"The run {run.run_uuid} has already ended with status {run.status}; "
+            "only a running or scheduled run can be cancelled."
+        )
+    run.status = RunStatus.KILLED
+    run.end_time = now_ms()
+    run.save(update_fields=["status", "end_time"])
+    return run
+
+
 # --- Set-based writes ------------------------------------------------------------------
 
 

@@ -1,0 +1,237 @@
+"""/api/v1 experiments: list, create, get, rename, soft delete, restore, purge."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal import services as portal_services
+from portal.api.common import CURSOR_PARAM, PAGE_SIZE_PARAM, CursorPagination, page_size
+from portal.api.serializers import DeletionJobSerializer
+from portal.errors import InvalidParameter
+from portal.models import Workspace
+from tracking.api.v1.common import (
+    VIEW_PARAM,
+    errors,
+    mlflow_errors,
+    query_text,
+    query_view,
+    workspace_for,
+)
+from tracking.api.v1.serializers import (
+    ExperimentCreateSerializer,
+    ExperimentPageSerializer,
+    ExperimentSerializer,
+    ExperimentUpdateSerializer,
+)
+from tracking.models import Experiment, LifecycleStage
+from tracking.selectors import experiment_get
+from tracking.services import experiments as svc
+
+_STAGES = {
+    "ACTIVE_ONLY": [LifecycleStage.ACTIVE],
+    "DELETED_ONLY": [LifecycleStage.DELETED],
+    "ALL": [LifecycleStage.ACTIVE, LifecycleStage.DELETED],
+}
+
+
+def experiments_data(experiments: list[Experiment]) -> list[dict[str, Any]]:
+    """Experiments as the API shows them; their tags are expected prefetched."""
+    return [
+        {
+            "experiment_id": str(e.pk),
+            "name": e.name,
+            "artifact_location": e.artifact_location,
+            "lifecycle_stage": e.lifecycle_stage,
+            "creation_time": e.creation_time,
+            "last_update_time": e.last_update_time,
+            "tags": {tag.key: tag.value for tag in e.tags.all()},
+        }
+        for e in experiments
+    ]
+
+
+def experiment_data(experiment: Experiment) -> dict[str, Any]:
+    return experiments_data([experiment])[0]
+
+
+class ExperimentPagination(CursorPagination):
+    # The primary key is unique and grows with creation: newest first, stable pages.
+    ordering = "-id"
+
+    def decode_cursor(self, request: Request) -> Any:
+        """A cursor this API did not make is the caller's mistake (400), not a miss. DRF
+        reads text that decodes to nothing as the first page, and an id it cannot compare
+        as a database error; both are refused here."""
+        bad = InvalidParameter("cursor: not a cursor this API returned.")
+        raw = request.query_params.get(self.cursor_query_param)
+        if raw:
+            try:
+                if not base64.b64decode(raw, validate=True):
+                    raise bad
+            except ValueError:  # binascii.Error, or text that is not ASCII
+                raise bad from None
+        try:
+            cursor = super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise bad from None
+        if cursor is not None and cursor.position is not None:
+            try:
+                int(cursor.position)
+            except ValueError:
+                raise bad from None
+        return cursor
+
+
+def _filtered(request: Request, workspace: Workspace) -> QuerySet[Experiment]:
+    experiments = Experiment.objects.filter(
+        workspace=workspace, lifecycle_stage__in=_STAGES[query_view(request)]
+    )
+    name = query_text(request, "name")
+    if name:
+        experiments = experiments.filter(name=name)
+    search = query_text(request, "search")
+    if search:
+        experiments = experiments.filter(name__icontains=search)
+    return experiments.prefetch_related("tags")
+
+
+class ExperimentListView(APIView):
+    @extend_schema(
+        operation_id="experiments_list",
+        tags=["experiments"],
+        summary="List the workspace's experiments (newest first)",
+        parameters=[
+            OpenApiParameter("name", str, description="Exact experiment name."),
+            OpenApiParameter("search", str, description="Substring of the name, any case."),
+            VIEW_PARAM,
+            PAGE_SIZE_PARAM,
+            CURSOR_PARAM,
+        ],
+        responses={200: ExperimentPageSerializer, **errors(400, 401, 403, 404)},
+    )
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        workspace = workspace_for(request, kwargs)
+        page_size(request)  # a bad size is a 400 here, as in every hand-paged list
+        experiments = _filtered(request, workspace)
+        paginator = ExperimentPagination()
+        page = paginator.paginate_queryset(experiments, request, view=self)
+        return paginator.get_paginated_response(experiments_data(page))
+
+    @extend_schema(
+        operation_id="experiments_create",
+        tags=["experiments"],
+        summary="Create an experiment",
+        request=ExperimentCreateSerializer,
+        responses={201: ExperimentSerializer, **errors(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        workspace = workspace_for(request, kwargs, write=True)
+        body = ExperimentCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        tags = body.validated_data.get("tags") or {}
+        if any("\x00" in key for key in tags):
+            raise InvalidParameter("tags: NUL characters are not allowed in keys.")
+        with mlflow_errors():
+            experiment = svc.experiment_create(
+                workspace=workspace,
+                name=body.validated_data["name"],
+                tags=list(tags.items()),
+                actor=request.user,
+            )
+        portal_services.audit_record(actor=request.user, action="create", target=experiment)
+        return Response(experiment_data(experiment), status=201)
+
+
+class ExperimentDetailView(APIView):
+    @extend_schema(
+        operation_id="experiments_get",
+        tags=["experiments"],
+        summary="Get an experiment (active or deleted)",
+        responses={200: ExperimentSerializer, **errors(401, 403, 404)},
+    )
+    def get(self, request: Request, experiment_id: str, **kwargs: Any) -> Response:
+        workspace = workspace_for(request, kwargs)
+        return Response(
+            experiment_data(experiment_get(workspace=workspace, experiment_id=experiment_id))
+        )
+
+    @extend_schema(
+        operation_id="experiments_rename",
+        tags=["experiments"],
+        summary="Rename an active experiment",
+        description="A body without `name` changes nothing.",
+        request=ExperimentUpdateSerializer,
+        responses={200: ExperimentSerializer, **errors(400, 401, 403, 404)},
+    )
+    def patch(self, request: Request, experiment_id: str, **kwargs: Any) -> Response:
+        workspace = workspace_for(request, kwargs, write=True)
+        experiment = experiment_get(workspace=workspace, experiment_id=experiment_id)
+        body = ExperimentUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        old, new = experiment.name, body.validated_data.get("name", experiment.name)
+        if new != old:
+            with mlflow_errors():
+                svc.experiment_rename(experiment=experiment, new_name=new)
+            portal_services.audit_record(
+                actor=request.user, action="rename", target=experiment, changes={"name": [old, new]}
+            )
+        return Response(experiment_data(experiment))
+
+    @extend_schema(
+        operation_id="experiments_delete",
+        tags=["experiments"],
+        summary="Soft-delete an experiment and its runs (restorable)",
+        responses={200: ExperimentSerializer, **errors(401, 403, 404)},
+    )
+    def delete(self, request: Request, experiment_id: str, **kwargs: Any) -> Response:
+        workspace = workspace_for(request, kwargs, write=True)
+        experiment = experiment_get(workspace=workspace, experiment_id=experiment_id)
+        if experiment.lifecycle_stage != LifecycleStage.DELETED:
+            svc.experiment_delete(experiment=experiment)
+            portal_services.audit_record(actor=request.user, action="delete", target=experiment)
+        return Response(experiment_data(experiment))
+
+
+class ExperimentRestoreView(APIView):
+    @extend_schema(
+        operation_id="experiments_restore",
+        tags=["experiments"],
+        summary="Restore a deleted experiment and the runs deleted with it",
+        request=None,
+        responses={200: ExperimentSerializer, **errors(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, experiment_id: str, **kwargs: Any) -> Response:
+        workspace = workspace_for(request, kwargs, write=True)
+        experiment = experiment_get(workspace=workspace, experiment_id=experiment_id)
+        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+            svc.experiment_restore(experiment=experiment)
+            portal_services.audit_record(actor=request.user, action="restore", target=experiment)
+        return Response(experiment_data(experiment))
+
+
+class ExperimentPurgeView(APIView):
+    @extend_schema(
+        operation_id="experiments_purge",
+        tags=["experiments"],
+        summary="Purge a deleted experiment for good, in the background",
+        description="The experiment must be deleted first. Poll the job's `url` until "
+        "`is_finished`; asking again while a purge runs returns that job.",
+        request=None,
+        responses={
+            202: OpenApiResponse(DeletionJobSerializer, description="The purge job."),
+            **errors(400, 401, 403, 404),
+        },
+    )
+    def post(self, request: Request, experiment_id: str, **kwargs: Any) -> Response:
+        workspace = workspace_for(request, kwargs, write=True)
+        experiment = experiment_get(workspace=workspace, experiment_id=experiment_id)
+        job = portal_services.deletion_job_request(actor=request.user, target=experiment)
+        return Response(DeletionJobSerializer(job, context={"request": request}).data, status=202)

@@ -1,0 +1,286 @@
+"""/api/v1 runs: search across experiments, get, update, soft delete, restore, purge, cancel.
+
+A page of runs costs three queries whatever its size: the search (one SQL with MLflow's
+filter and order), the runs' rows, and one UNION of their metrics, params and tags."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from django.db import connection, transaction
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal import services as portal_services
+from portal.api.common import (
+    CURSOR_PARAM,
+    PAGE_SIZE_PARAM,
+    decode_cursor,
+    page_size,
+    paged_response,
+)
+from portal.errors import InvalidParameter, NotFound
+from portal.models import Workspace
+from tracking.api.protocol import json_float
+from tracking.api.v1.common import (
+    VIEW_PARAM,
+    errors,
+    positive_id,
+    query_list,
+    query_text,
+    query_view,
+    run_for,
+    workspace_for,
+)
+from tracking.api.v1.serializers import RunPageSerializer, RunSerializer, RunUpdateSerializer
+from tracking.models import Experiment, LifecycleStage, Run, RunStatus
+from tracking.selectors.runs import runs_by_pks
+from tracking.selectors.search import search_runs
+from tracking.services import purge
+from tracking.services import runs as svc
+from tracking.services.experiments import now_ms
+
+ENDED = (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
+MAX_EXPERIMENT_IDS = 100
+
+
+def runs_data(runs: list[Run]) -> list[dict[str, Any]]:
+    """Runs as the API shows them, in the given order; one query for the metrics, params
+    and tags of all of them."""
+    if not runs:
+        return []
+    pks = [run.pk for run in runs]
+    metrics: dict[int, dict] = defaultdict(dict)
+    params: dict[int, dict] = defaultdict(dict)
+    tags: dict[int, dict] = defaultdict(dict)
+    marks = ", ".join(["%s"] * len(pks))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 0, run_id, key, NULL, value, timestamp, step, is_nan "  # noqa: S608
+            f"FROM tracking_latestmetric WHERE run_id IN ({marks}) "
+            f"UNION ALL SELECT 1, run_id, key, value, NULL, NULL, NULL, NULL "
+            f"FROM tracking_param WHERE run_id IN ({marks}) "
+            f"UNION ALL SELECT 2, run_id, key, value, NULL, NULL, NULL, NULL "
+            f"FROM tracking_runtag WHERE run_id IN ({marks})",
+            pks * 3,
+        )
+        for kind, run_id, key, text, number, timestamp, step, is_nan in cursor.fetchall():
+            if kind == 0:
+                metrics[run_id][key] = {
+                    "value": json_float(number, bool(is_nan)),
+                    "step": step,
+                    "timestamp": timestamp,
+                }
+            elif kind == 1:
+                params[run_id][key] = text
+            else:
+                tags[run_id][key] = text
+    return [
+        {
+            "run_id": run.run_uuid,
+            "run_name": run.name,
+            "experiment_id": str(run.experiment_id),
+            "status": run.status,
+            "start_time": run.start_time,
+            "end_time": run.end_time,
+            "lifecycle_stage": run.lifecycle_stage,
+            "user_id": run.user_id,
+            "artifact_uri": run.artifact_uri,
+            "params": dict(sorted(params[run.pk].items())),
+            "tags": dict(sorted(tags[run.pk].items())),
+            "metrics": dict(sorted(metrics[run.pk].items())),
+        }
+        for run in runs
+    ]
+
+
+def run_data(run: Run) -> dict[str, Any]:
+    return runs_data([run])[0]
+
+
+def _experiment_ids(request: Request, workspace: Workspace) -> list[str]:
+    """The asked experiments, each of which must be this workspace's (404 otherwise);
+    without any, every experiment of the workspace."""
+    experiments = Experiment.objects.filter(workspace=workspace)
+    asked = query_list(request, "experiment_id", limit=MAX_EXPERIMENT_IDS)
+    if not asked:
+        return [str(pk) for pk in experiments.values_list("pk", flat=True)]
+    wanted = {raw: positive_id(raw) for raw in asked}
+    found = set(
+        experiments.filter(pk__in=[pk for pk in wanted.values() if pk]).values_list("pk", flat=True)
+    )
+    for raw, pk in wanted.items():
+        if pk not in found:
+            raise NotFound(f"No Experiment with id={raw} exists")
+    return [str(pk) for pk in dict.fromkeys(wanted.values())]
+
+
+class RunListView(APIView):
+    @extend_schema(
+        operation_id="runs_list",
+        tags=["runs"],
+        summary="Search runs across the workspace's experiments",
+        description="MLflow's search: `filter` and `order_by` take the syntax of "
+        "`mlflow.search_runs` (e.g. `metrics.rmse < 1 and params.model = 'rf'`, "
+        "`metrics.rmse ASC`); a bad expression is a 400 with MLflow's message. "
+        "Without `order_by`, newest first.",
+        parameters=[
+            OpenApiParameter(
+                "experiment_id",
+                str,
+                many=True,
+                explode=True,
+                description="Experiment ids to search (repeatable, at most 100); "
+                "default every experiment of the workspace.",
+            ),
+            OpenApiParameter("filter", str, description="MLflow filter expression."),
+            OpenApiParameter(
+                "order_by",
+                str,
+                many=True,
+                explode=True,
+                description="MLflow order-by clause (repeatable).",
+            ),
+            VIEW_PARAM,
+            PAGE_SIZE_PARAM,
+            CURSOR_PARAM,
+        ],
+        responses={200: RunPageSerializer, **errors(400, 401, 403, 404)},
+    )
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        workspace = workspace_for(request, kwargs)
+        experiment_ids = _experiment_ids(request, workspace)
+        size = page_size(request)
+        token = decode_cursor(request.query_params.get("cursor")).get("token")
+        if token is not None and not isinstance(token, str):
+            raise InvalidParameter("cursor: not a cursor this API returned.")
+        pks, next_token = search_runs(
+            workspace=workspace,
+            experiment_ids=experiment_ids,
+            filter_string=query_text(request, "filter"),
+            run_view_type=query_view(request),
+            max_results=size,
+            order_by=query_list(request, "order_by") or None,
+            page_token=token,
+        )
+        return paged_response(
+            runs_data(runs_by_pks(list(pks))),
+            request,
+            {"token": next_token} if next_token else None,
+        )
+
+
+class RunDetailView(APIView):
+    @extend_schema(
+        operation_id="runs_get",
+        tags=["runs"],
+        summary="Get a run (active or deleted)",
+        responses={200: RunSerializer, **errors(401, 403, 404)},
+    )
+    def get(self, request: Request, run_id: str, **kwargs: Any) -> Response:
+        workspace = workspace_for(request, kwargs)
+        return Response(run_data(run_for(workspace, run_id)))
+
+    @extend_schema(
+        operation_id="runs_update",
+        tags=["runs"],
+        summary="Rename an active run or set its status",
+        description="Setting an ended status (FINISHED, FAILED, KILLED) also sets "
+        "`end_time` to now when the run has none.",
+        request=RunUpdateSerializer,
+        responses={200: RunSerializer, **errors(400, 401, 403, 404)},
+    )
+    def patch(self, request: Request, run_id: str, **kwargs: Any) -> Response:
+        workspace = workspace_for(request, kwargs, write=True)
+        with transaction.atomic():
+            run = run_for(workspace, run_id, for_update=True)
+            body = RunUpdateSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            status = body.validated_data.get("status")
+            ends = status in ENDED and run.end_time is None
+            svc.run_update(
+                run=run,
+                status=status,
+                end_time=now_ms() if ends else None,
+                run_name=body.validated_data.get("run_name", ""),
+            )
+        return Response(run_data(run))
+
+    @extend_schema(
+        operation_id="runs_delete",
+        tags=["runs"],
+        summary="Soft-delete a run (restorable)",
+        responses={200: RunSerializer, **errors(401, 403, 404)},
+    )
+    def delete(self, request: Request, run_id: str, **kwargs: Any) -> Response:
+        workspace = workspace_for(request, kwargs, write=True)
+        run = run_for(workspace, run_id)
+        if run.lifecycle_stage != LifecycleStage.DELETED:
+            svc.run_delete(run=run)
+            portal_services.audit_record(actor=request.user, action="delete", target=run)
+        return Response(run_data(run))
+
+
+class RunRestoreView(APIView):
+    @extend_schema(
+        operation_id="runs_restore",
+        tags=["runs"],
+        summary="Restore a deleted run",
+        description="A run of a deleted experiment comes back with its experiment.",
+        request=None,
+        responses={200: RunSerializer, **errors(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, run_id: str, **kwargs: Any) -> Response:
+        workspace = workspace_for(request, kwargs, write=True)
+        run = run_for(workspace, run_id)
+        if run.lifecycle_stage != LifecycleStage.ACTIVE:
+            if run.experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+                raise InvalidParameter(
+                    f"Run {run.run_uuid} belongs to a deleted experiment; "
+                    "restore the experiment first."
+                )
+            svc.run_restore(run=run)
+            portal_services.audit_record(actor=request.user, action="restore", target=run)
+        return Response(run_data(run))
+
+
+class RunPurgeView(APIView):
+    @extend_schema(
+        operation_id="runs_purge",
+        tags=["runs"],
+        summary="Purge a deleted run for good, with its artifacts and metric history",
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Purged."),
+            **errors(400, 401, 403, 404),
+        },
+    )
+    def post(self, request: Request, run_id: str, **kwargs: Any) -> Response:
+        workspace = workspace_for(request, kwargs, write=True)
+        run = run_for(workspace, run_id)
+        purge.run_purge(actor=request.user, workspace=workspace, runs=[run])
+        return Response(status=204)
+
+
+class RunCancelView(APIView):
+    @extend_schema(
+        operation_id="runs_cancel",
+        tags=["runs"],
+        summary="Cancel a running or scheduled run",
+        description="RUNNING or SCHEDULED become KILLED with `end_time` now; a KILLED run "
+        "is returned unchanged; a FINISHED or FAILED run is a 400.",
+        request=None,
+        responses={200: RunSerializer, **errors(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, run_id: str, **kwargs: Any) -> Response:
+        workspace = workspace_for(request, kwargs, write=True)
+        with transaction.atomic():
+            run = run_for(workspace, run_id, for_update=True)
+            was = run.status
+            svc.run_cancel(run=run)
+            if run.status != was:
+                portal_services.audit_record(actor=request.user, action="cancel", target=run)
+        return Response(run_data(run))
