@@ -8,6 +8,7 @@ key rather than at an offset, so the millionth point costs what the first does.
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -28,7 +29,12 @@ def series_id(run: Run, key: str) -> int | None:
 
 
 def encode_token(row: tuple) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(list(row))).decode()
+    """A page token from the last point's key. JSON has no infinity (orjson would write
+    null), so ±inf travel as the words float() reads back."""
+    step, timestamp, value, is_nan = row
+    if not math.isfinite(value):
+        value = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return base64.urlsafe_b64encode(orjson.dumps([step, timestamp, value, is_nan])).decode()
 
 
 def decode_token(token: str) -> tuple[int, int, float, bool]:

@@ -253,3 +253,28 @@ def test_search_runs_across_experiments_with_the_client(tracking):
     assert len(frame) == 10 and "metrics.acc" in frame.columns
     deleted = client.search_runs(exps, run_view_type=mlflow.entities.ViewType.DELETED_ONLY)
     assert len(deleted) == 0
+
+
+def test_history_pages_continue_past_infinite_values(tracking):
+    import requests
+
+    client = mlflow.MlflowClient()
+    run_id = client.create_run(client.create_experiment("inf-pages")).info.run_id
+    values = [1.0, float("inf"), float("-inf"), 2.0, float("inf")]
+    client.log_batch(run_id, metrics=[Metric("m", v, 7, i) for i, v in enumerate(values)])
+    url = tracking.uri + "/api/2.0/mlflow/metrics/get-history"
+    headers = {"Authorization": f"Bearer {tracking.tokens['reader']}"}
+    steps, token = [], None
+    while True:
+        params = {"run_id": run_id, "metric_key": "m", "max_results": 1}
+        if token:
+            params["page_token"] = token
+        response = requests.get(url, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        steps += [m["step"] for m in body["metrics"]]
+        token = body.get("next_page_token")
+        if not token:
+            break
+    # Each page ends on one point; a page ending on ±inf must hand out a token that works.
+    assert steps == [0, 1, 2, 3, 4]

@@ -55,11 +55,7 @@ def _point(step: int, timestamp: int, value: float, is_nan: bool) -> dict[str, A
 
 
 def _encode_after(row: tuple) -> str:
-    """The page's last point key. JSON has no infinity, so ±inf travel as protobuf's words,
-    which float() reads back."""
     step, timestamp, value, is_nan = row
-    if not math.isfinite(value):
-        value = json_float(value)
     return sel.encode_token((step, timestamp, value, bool(is_nan)))
 
 
