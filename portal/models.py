@@ -290,6 +290,8 @@ AUDIT_VERBS = {
     "delete_fail": "could not finish deleting",
     "purge_request": "requested purge of",
     "update": "updated",
+    "rename": "renamed",
+    "cancel": "cancelled",
     "delete": "deleted",
     "grant": "granted",
     "revoke": "revoked",
