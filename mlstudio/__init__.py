@@ -1,8 +1,67 @@
 """ML Studio's Python SDK and CLI.
 
-It talks to a studio over HTTP only and never imports Django, so it installs on
-its own wherever a data scientist works. (The SDK is built in a later issue; the
-REST API it will use is documented in README.md.)
+It talks to a studio over HTTP only and never imports Django, so it installs on its own
+wherever a data scientist works (``pip install mlstudio``). It mirrors the reference
+service's SDK::
+
+    import mlflow
+    from mlstudio import Workspace
+
+    ws = Workspace.from_config()
+    mlflow.set_tracking_uri(ws.get_mlflow_tracking_uri())
 """
 
+# Set before the imports below: mlstudio._http reads it for its User-Agent.
 __version__ = "0.1.0"
+
+from mlstudio.auth import (
+    DefaultAuthentication,
+    EnvironmentAuthentication,
+    StoredLoginAuthentication,
+    TokenAuthentication,
+)
+from mlstudio.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    ConfigurationError,
+    ConflictError,
+    ExperimentNotFound,
+    JobFailedError,
+    MLStudioError,
+    NotFoundError,
+    RunNotFound,
+    ThrottledError,
+    UserErrorException,
+    ValidationError,
+    WorkspaceNotFound,
+)
+from mlstudio.experiment import Experiment
+from mlstudio.run import Run
+from mlstudio.scopes import ResourceGroup, Subscription
+from mlstudio.workspace import Workspace
+
+__all__ = [
+    "AuthenticationError",
+    "AuthorizationError",
+    "ConfigurationError",
+    "ConflictError",
+    "DefaultAuthentication",
+    "EnvironmentAuthentication",
+    "Experiment",
+    "ExperimentNotFound",
+    "JobFailedError",
+    "MLStudioError",
+    "NotFoundError",
+    "ResourceGroup",
+    "Run",
+    "RunNotFound",
+    "StoredLoginAuthentication",
+    "Subscription",
+    "ThrottledError",
+    "TokenAuthentication",
+    "UserErrorException",
+    "ValidationError",
+    "Workspace",
+    "WorkspaceNotFound",
+    "__version__",
+]

@@ -1,0 +1,143 @@
+"""The scopes above workspaces: subscriptions and resource groups."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mlstudio._http import Auth, HttpClient, check_subscription_id, make_client, segment
+from mlstudio._progress import follow_job
+from mlstudio.exceptions import ConflictError, ResourceGroupNotFound, SubscriptionNotFound
+
+if TYPE_CHECKING:
+    from mlstudio.workspace import Workspace
+
+
+class ResourceGroup:
+    """A resource group: the folder of workspaces that is created and deleted together.
+
+    Args:
+        subscription_id: The id of its subscription.
+        name: Its name.
+        auth: The credential.
+        server_url: The server (default $MLSTUDIO_SERVER_URL).
+    """
+
+    def __init__(
+        self,
+        subscription_id: str,
+        name: str,
+        auth: Auth = None,
+        server_url: str | None = None,
+        _client: HttpClient | None = None,
+    ) -> None:
+        self._client = _client or make_client(server_url, auth)
+        self.subscription_id = check_subscription_id(subscription_id)
+        self.name = name
+
+    @property
+    def _path(self) -> str:
+        return f"subscriptions/{segment(self.subscription_id)}/resourceGroups/{segment(self.name)}"
+
+    def _create(self, location: str | None = None, tags: dict | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": self.name, "tags": tags or {}}
+        if location:
+            body["location"] = location
+        try:
+            return self._client.post(
+                f"subscriptions/{segment(self.subscription_id)}/resourceGroups",
+                body,
+                not_found=SubscriptionNotFound,
+            )
+        except ConflictError:  # created meanwhile by someone else: just as good
+            return self.get_details()
+
+    @classmethod
+    def create(
+        cls,
+        subscription_id: str,
+        name: str,
+        location: str | None = None,
+        tags: dict[str, str] | None = None,
+        auth: Auth = None,
+        server_url: str | None = None,
+    ) -> ResourceGroup:
+        """Create a resource group (or answer the existing one of that name)."""
+        group = cls(subscription_id, name, auth=auth, server_url=server_url)
+        group._create(location=location, tags=tags)
+        return group
+
+    def get_details(self) -> dict[str, Any]:
+        """The resource group: id, name, subscription_id, location, tags, role, created_at.
+
+        Raises:
+            ResourceGroupNotFound: it does not exist or is not visible.
+        """
+        return self._client.get(self._path, not_found=ResourceGroupNotFound)
+
+    def list_workspaces(self) -> list[Workspace]:
+        """Its workspaces that the caller can see."""
+        from mlstudio.workspace import Workspace
+
+        return [
+            Workspace._from_details(self._client, details)
+            for details in self._client.paged(
+                f"{self._path}/workspaces", not_found=ResourceGroupNotFound
+            )
+        ]
+
+    def delete(
+        self, wait: bool = True, show_progress: bool = True, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Delete the resource group, its workspaces and everything in them.
+
+        Args:
+            wait: Wait for the deletion job to end.
+            show_progress: Draw a progress bar on stderr while waiting.
+            timeout: Stop waiting after this many seconds.
+
+        Returns:
+            The deletion job (its final state when waiting).
+
+        Raises:
+            JobFailedError: the job failed.
+            ResourceGroupNotFound: it does not exist or is not visible.
+            AuthorizationError: deleting needs the contributor role on it.
+        """
+        job = self._client.delete(
+            self._path, params={"confirm": self.name}, not_found=ResourceGroupNotFound
+        )
+        if not wait:
+            return job
+        return follow_job(self._client, job, show_progress=show_progress, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"ResourceGroup({self.subscription_id!r}, {self.name!r})"
+
+
+class Subscription:
+    """A subscription: the top of the tree (created by administrators)."""
+
+    def __init__(self, details: dict[str, Any], _client: HttpClient) -> None:
+        self._client = _client
+        self.id: str = details["id"]
+        self.name: str = details["name"]
+        self.details = details
+
+    @classmethod
+    def list(cls, auth: Auth = None, server_url: str | None = None) -> list[Subscription]:
+        """Every subscription the caller can see."""
+        client = make_client(server_url, auth)
+        return [cls(details, client) for details in client.paged("subscriptions")]
+
+    def list_resource_groups(self) -> list[ResourceGroup]:
+        """Its resource groups that the caller can see."""
+        return [
+            ResourceGroup(self.id, details["name"], _client=self._client)
+            for details in self._client.paged(
+                f"subscriptions/{segment(self.id)}/resourceGroups",
+                not_found=SubscriptionNotFound,
+            )
+        ]
+
+    def __repr__(self) -> str:
+        return f"Subscription(id={self.id!r}, name={self.name!r})"
