@@ -19,13 +19,29 @@ MAX_TAGS = 50
 MAX_TAG_KEY = 512
 MAX_TAG_VALUE = 256
 
+# What each rule says to a person who broke it (forms, API field errors, services).
+SUBSCRIPTION_NAME_RULE = (
+    "A subscription name has 1 to 64 letters, digits, spaces, periods, hyphens, "
+    "underscores or parentheses; it starts with a letter or digit and does not "
+    "end with a space or period."
+)
+RESOURCE_GROUP_NAME_RULE = (
+    "A resource group name has 1 to 90 letters, digits, periods, hyphens, "
+    "underscores or parentheses, and does not end with a period."
+)
+WORKSPACE_NAME_RULE = (
+    "A workspace name has 3 to 33 letters, digits, hyphens or underscores, "
+    "and starts with a letter or digit."
+)
+LOCATION_RULE = (
+    "A location is a lowercase word of letters and digits, such as 'local' or 'westeurope'."
+)
+
 
 def validate_subscription_name(value: str) -> None:
     if not SUBSCRIPTION_NAME_RE.fullmatch(value) or value.endswith((" ", ".")):
         raise ValidationError(
-            "A subscription name has 1 to 64 letters, digits, spaces, periods, hyphens, "
-            "underscores or parentheses; it starts with a letter or digit and does not "
-            "end with a space or period.",
+            SUBSCRIPTION_NAME_RULE,
             code="invalid_name",
         )
 
@@ -33,8 +49,7 @@ def validate_subscription_name(value: str) -> None:
 def validate_resource_group_name(value: str) -> None:
     if not RESOURCE_GROUP_NAME_RE.fullmatch(value) or value.endswith("."):
         raise ValidationError(
-            "A resource group name has 1 to 90 letters, digits, periods, hyphens, "
-            "underscores or parentheses, and does not end with a period.",
+            RESOURCE_GROUP_NAME_RULE,
             code="invalid_name",
         )
 
@@ -42,8 +57,7 @@ def validate_resource_group_name(value: str) -> None:
 def validate_workspace_name(value: str) -> None:
     if not WORKSPACE_NAME_RE.fullmatch(value):
         raise ValidationError(
-            "A workspace name has 3 to 33 letters, digits, hyphens or underscores, "
-            "and starts with a letter or digit.",
+            WORKSPACE_NAME_RULE,
             code="invalid_name",
         )
 
@@ -51,8 +65,7 @@ def validate_workspace_name(value: str) -> None:
 def validate_location(value: str) -> None:
     if not LOCATION_RE.fullmatch(value):
         raise ValidationError(
-            "A location is a lowercase word of letters and digits, "
-            "such as 'local' or 'westeurope'.",
+            LOCATION_RULE,
             code="invalid_location",
         )
 

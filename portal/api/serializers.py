@@ -92,16 +92,21 @@ class RoleField(serializers.ChoiceField):
         super().__init__(choices=ROLE_CHOICES, allow_null=True, read_only=True, **kwargs)
 
 
+class ExpiresInField(serializers.IntegerField):
+    """Seconds until a new token expires, up to TOKEN_MAX_LIFETIME; optional and nullable."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            min_value=1, max_value=TOKEN_MAX_LIFETIME, required=False, allow_null=True, **kwargs
+        )
+
+
 class LoginRequestSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False)
     token_name = serializers.CharField(max_length=100, required=False)
-    expires_in = serializers.IntegerField(
-        min_value=1,
-        max_value=TOKEN_MAX_LIFETIME,
-        required=False,
-        allow_null=True,
-        help_text="Seconds until the token expires; leave out for a token that does not.",
+    expires_in = ExpiresInField(
+        help_text="Seconds until the token expires; leave out for a token that does not."
     )
 
 
@@ -127,30 +132,42 @@ class CurrentUserSerializer(serializers.Serializer):
     token = UserTokenSerializer(allow_null=True, help_text="The token of this request, if any.")
 
 
-def _name_field(pattern: re.Pattern, **kwargs: Any) -> serializers.RegexField:
+def _name_field(pattern: re.Pattern, rule: str, **kwargs: Any) -> serializers.RegexField:
     """A name with the pattern of portal.validators, so the schema tells clients (and
-    fuzzers) what a valid one looks like; the services still check it."""
-    return serializers.RegexField(pattern, **kwargs)
+    fuzzers) what a valid one looks like, and a mismatch is answered with the rule in
+    words; the services still check it."""
+    return serializers.RegexField(pattern, error_messages={"invalid": rule}, **kwargs)
 
 
 class SubscriptionSerializer(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
-    name = _name_field(validators.SUBSCRIPTION_NAME_RE, max_length=64)
+    name = _name_field(
+        validators.SUBSCRIPTION_NAME_RE, validators.SUBSCRIPTION_NAME_RULE, max_length=64
+    )
     description = serializers.CharField(max_length=2000, allow_blank=True, required=False)
     role = RoleField()
     created_at = serializers.DateTimeField(read_only=True)
 
 
 class SubscriptionUpdateSerializer(serializers.Serializer):
-    name = _name_field(validators.SUBSCRIPTION_NAME_RE, max_length=64, required=False)
+    name = _name_field(
+        validators.SUBSCRIPTION_NAME_RE,
+        validators.SUBSCRIPTION_NAME_RULE,
+        max_length=64,
+        required=False,
+    )
     description = serializers.CharField(max_length=2000, allow_blank=True, required=False)
 
 
 class ResourceGroupSerializer(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
-    name = _name_field(validators.RESOURCE_GROUP_NAME_RE, max_length=90)
+    name = _name_field(
+        validators.RESOURCE_GROUP_NAME_RE, validators.RESOURCE_GROUP_NAME_RULE, max_length=90
+    )
     subscription_id = serializers.UUIDField(read_only=True)
-    location = _name_field(validators.LOCATION_RE, max_length=40, required=False)
+    location = _name_field(
+        validators.LOCATION_RE, validators.LOCATION_RULE, max_length=40, required=False
+    )
     tags = TagsField(required=False)
     role = RoleField()
     created_at = serializers.DateTimeField(read_only=True)
@@ -184,11 +201,12 @@ class WorkspaceDetailsSerializer(serializers.Serializer):
 
 
 class WorkspaceCreateSerializer(serializers.Serializer):
-    name = _name_field(validators.WORKSPACE_NAME_RE, max_length=33)
+    name = _name_field(validators.WORKSPACE_NAME_RE, validators.WORKSPACE_NAME_RULE, max_length=33)
     description = serializers.CharField(max_length=2000, allow_blank=True, required=False)
     friendly_name = serializers.CharField(max_length=100, allow_blank=True, required=False)
     location = _name_field(
         validators.LOCATION_RE,
+        validators.LOCATION_RULE,
         max_length=40,
         required=False,
         help_text="Defaults to the resource group's location.",
@@ -254,12 +272,8 @@ class TokenCreateSerializer(serializers.Serializer):
     workspace_id = serializers.UUIDField(
         required=False, allow_null=True, help_text="Limit the token to this workspace."
     )
-    expires_in = serializers.IntegerField(
-        min_value=1,
-        max_value=TOKEN_MAX_LIFETIME,
-        required=False,
-        allow_null=True,
-        help_text="Seconds until it expires; leave out for a token that does not.",
+    expires_in = ExpiresInField(
+        help_text="Seconds until it expires; leave out for a token that does not."
     )
 
 

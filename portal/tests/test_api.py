@@ -19,7 +19,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from portal import services
+from portal import services, validators
+from portal.api.serializers import DeletionJobSerializer
 from portal.models import ApiToken, DeletionJob, Membership, ResourceGroup, Workspace
 from portal.tests.factories import PASSWORD, UserFactory
 from portal.tests.test_permissions import CAST, rg_kw, sub_kw, ws_kw
@@ -522,6 +523,16 @@ def test_invalid_bodies_are_400_with_the_field_named(cast, url_name, kwargs, bod
     assert field in assert_error(response, 400, "INVALID_PARAMETER_VALUE")["message"]
 
 
+def test_a_bad_name_is_answered_with_the_naming_rule(cast):
+    response = api(cast, "owner").post(
+        reverse("api-resource-group-workspaces", kwargs=rg_kw(cast)),
+        {"name": "bad name!"},
+        "application/json",
+    )
+    message = assert_error(response, 400, "INVALID_PARAMETER_VALUE")["message"]
+    assert message == f"name: {validators.WORKSPACE_NAME_RULE}"
+
+
 def test_creating_a_taken_workspace_name_is_400(cast):
     response = api(cast, "owner").post(
         reverse("api-resource-group-workspaces", kwargs=rg_kw(cast)),
@@ -780,25 +791,9 @@ def test_deleting_a_workspace_returns_a_job_and_it_is_gone_at_once(cast):
     assert_error(api(cast, "owner").get(url), 404)
     polled = client.get(job["url"])
     assert polled.status_code == 200 and polled.json()["id"] == job["id"]
-    assert set(polled.json()) == {
-        "id",
-        "kind",
-        "label",
-        "status",
-        "phase",
-        "progress_done",
-        "progress_total",
-        "percent",
-        "is_finished",
-        "error",
-        "attempts",
-        "created_at",
-        "started_at",
-        "updated_at",
-        "finished_at",
-        "url",
-        "page_url",
-    }
+    assert polled.json()["url"] == job["url"]
+    # Polling answers the whole job: every field its serializer declares.
+    assert set(polled.json()) == set(DeletionJobSerializer().fields)
     # Not failed: nothing to retry.
     assert_error(client.post(reverse("api-job-retry", kwargs={"job_id": job["id"]})), 400)
 
