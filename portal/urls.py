@@ -43,6 +43,7 @@ urlpatterns = [
     path(f"{WS}/members/", views.members, name="workspace-members"),
     path(f"{WS}/activity/", views.workspace_activity, name="workspace-activity"),
     path(f"{WS}/tracking-token/", views.workspace_tracking_token, name="workspace-tracking-token"),
+    path(f"{WS}/config.json", views.workspace_config, name="workspace-config"),
     path(f"{WS}/", include("tracking.urls")),
     path("memberships/<int:membership_id>/", views.membership_change, name="membership-change"),
     path("jobs/<uuid:job_id>/", views.deletion_job, name="deletion-job"),

@@ -264,6 +264,27 @@ def _render_workspace(
 
 
 @login_required
+def workspace_config(
+    request: HttpRequest, subscription_id, resource_group: str, workspace: str
+) -> HttpResponse:
+    """The config.json that the SDK's Workspace.from_config() reads (as the reference
+    portal's "Download config.json"): where the workspace is, never a credential."""
+    access = _resolve(
+        request, subscription_id=subscription_id, resource_group=resource_group, workspace=workspace
+    )
+    ws = access.obj
+    config = {
+        "subscription_id": str(ws.resource_group.subscription_id),
+        "resource_group": ws.resource_group.name,
+        "workspace_name": ws.name,
+        "server_url": selectors.base_url(request),
+    }
+    response = JsonResponse(config, json_dumps_params={"indent": 4})
+    response["Content-Disposition"] = 'attachment; filename="config.json"'
+    return response
+
+
+@login_required
 @require_POST
 def workspace_tracking_token(
     request: HttpRequest, subscription_id, resource_group: str, workspace: str

@@ -17,6 +17,7 @@ from django.urls import reverse
 
 from portal import services
 from portal.models import Membership
+from portal.tests.api import api
 
 CAST = ["owner", "contributor", "reader", "outsider", "anonymous"]
 
@@ -215,6 +216,14 @@ PAGES: list[tuple[str, str, str, Callable, dict | None, dict[str, int]]] = [
         dict(owner=200, contributor=200, reader=200, outsider=404, anonymous=302),
     ),
     (
+        "workspace config.json",
+        "get",
+        "workspace-config",
+        ws_kw,
+        None,
+        dict(owner=200, contributor=200, reader=200, outsider=404, anonymous=302),
+    ),
+    (
         "role change",
         "post",
         "membership-change",
@@ -397,73 +406,18 @@ def test_admin_console_lists_every_model_for_staff(cast, admin_client):
 
 # --- API -------------------------------------------------------------------------------
 
-API: list[tuple[str, str, str, Callable, dict[str, int]]] = [
-    (
-        "user",
-        "get",
-        "api-user",
-        lambda c: {},
-        dict(owner=200, contributor=200, reader=200, outsider=200, anonymous=401),
-    ),
-    (
-        "workspaces",
-        "get",
-        "api-workspaces",
-        lambda c: {},
-        dict(owner=200, contributor=200, reader=200, outsider=200, anonymous=401),
-    ),
-    (
-        "workspace details",
-        "get",
-        "api-workspace",
-        ws_kw,
-        dict(owner=200, contributor=200, reader=200, outsider=404, anonymous=401),
-    ),
-    (
-        "tracking token",
-        "post",
-        "api-tracking-token",
-        ws_kw,
-        dict(owner=201, contributor=201, reader=201, outsider=404, anonymous=401),
-    ),
-]
-
-
-def _api(cast, who: str) -> Client:
-    user = cast.user(who)
-    if user is None:
-        return Client()
-    _, raw = services.token_create(user=user, name="test")
-    return Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
-
-
-@pytest.mark.parametrize("who", CAST)
-@pytest.mark.parametrize(
-    ("method", "url_name", "kwargs", "expected"), [pytest.param(*row[1:], id=row[0]) for row in API]
-)
-def test_api_access(cast, who, method, url_name, kwargs, expected):
-    url = reverse(url_name, kwargs=kwargs(cast))
-    client = _api(cast, who)
-    response = (
-        client.get(url)
-        if method == "get"
-        else client.post(url, {}, content_type="application/json")
-    )
-    assert response.status_code == expected[who], response.content[:300]
-    if response.status_code >= 400:
-        body = response.json()
-        assert set(body) == {"error_code", "message"}
+# Every endpoint's answer to each cast member: the access table of portal/tests/test_api.py.
 
 
 @pytest.mark.parametrize("who", ["owner", "contributor", "reader", "outsider"])
 def test_api_workspace_list_is_filtered(cast, who):
-    names = {ws["name"] for ws in _api(cast, who).get(reverse("api-workspaces")).json()["results"]}
+    names = {ws["name"] for ws in api(cast, who).get(reverse("api-workspaces")).json()["results"]}
     assert ("ws-main" in names) == (who != "outsider")
     assert ("ws-other" in names) == (who == "outsider")
 
 
 def test_api_details_have_the_reference_keys(cast):
-    details = _api(cast, "reader").get(reverse("api-workspace", kwargs=ws_kw(cast))).json()
+    details = api(cast, "reader").get(reverse("api-workspace", kwargs=ws_kw(cast))).json()
     for key in [
         "id",
         "name",
@@ -498,3 +452,23 @@ def test_login_page_and_wrong_password(db):
     assert bad.status_code == 200 and "correct username and password" in bad.content.decode()
     good = client.post(reverse("login"), {"username": "ann", "password": PASSWORD})
     assert good.status_code == 302 and good["Location"] == reverse("dashboard")
+
+
+def test_config_json_is_what_the_sdk_reads(cast, client, tmp_path):
+    from mlstudio._config import load_config
+
+    client.force_login(cast.reader)
+    response = client.get(reverse("workspace-config", kwargs=ws_kw(cast)))
+    assert response["Content-Disposition"] == 'attachment; filename="config.json"'
+    assert response.json() == {
+        "subscription_id": str(cast.subscription.id),
+        "resource_group": "rg-main",
+        "workspace_name": "ws-main",
+        "server_url": "http://testserver",
+    }
+    assert "token" not in response.content.decode().lower()
+    # Saved in a project's .mlstudio/ folder, the SDK finds it from a subfolder.
+    (tmp_path / ".mlstudio").mkdir()
+    (tmp_path / ".mlstudio" / "config.json").write_bytes(response.content)
+    (tmp_path / "src").mkdir()
+    assert load_config(tmp_path / "src")["workspace_name"] == "ws-main"
