@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,9 +21,10 @@ from rest_framework import exceptions, pagination, serializers, throttling
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from portal import selectors
+from portal import selectors, services
+from portal.api.serializers import DeletionJobSerializer
 from portal.errors import InvalidParameter
-from portal.models import ApiToken
+from portal.models import ApiToken, DeletionJob
 
 
 def request_token(request: Request) -> ApiToken | None:
@@ -31,24 +32,25 @@ def request_token(request: Request) -> ApiToken | None:
     return request.auth if isinstance(request.auth, ApiToken) else None
 
 
+def _access(select: Callable[..., Any], request: Request, min_role: str | None, **scope: Any):
+    return select(user=request.user, token=request_token(request), min_role=min_role, **scope)
+
+
 def sub_access(request: Request, subscription_id: Any, min_role: str | None = None):
-    return selectors.subscription_access(
-        user=request.user,
-        token=request_token(request),
-        subscription_id=subscription_id,
-        min_role=min_role,
+    return _access(
+        selectors.subscription_access, request, min_role, subscription_id=subscription_id
     )
 
 
 def rg_access(
     request: Request, subscription_id: Any, resource_group: str, min_role: str | None = None
 ):
-    return selectors.resource_group_access(
-        user=request.user,
-        token=request_token(request),
+    return _access(
+        selectors.resource_group_access,
+        request,
+        min_role,
         subscription_id=subscription_id,
         resource_group=resource_group,
-        min_role=min_role,
     )
 
 
@@ -59,14 +61,39 @@ def ws_access(
     workspace: str,
     min_role: str | None = None,
 ):
-    return selectors.workspace_access(
-        user=request.user,
-        token=request_token(request),
+    return _access(
+        selectors.workspace_access,
+        request,
+        min_role,
         subscription_id=subscription_id,
         resource_group=resource_group,
         workspace=workspace,
-        min_role=min_role,
     )
+
+
+def job_access(request: Request, job_id: Any):
+    return selectors.deletion_job_access(
+        user=request.user, job_id=job_id, token=request_token(request)
+    )
+
+
+# --- Deletion jobs ------------------------------------------------------------------------
+
+
+def job_response(request: Request, job: DeletionJob, *, status: int = 200) -> Response:
+    """A deletion job as the API shows it (its `url` absolute, for polling)."""
+    return Response(DeletionJobSerializer(job, context={"request": request}).data, status=status)
+
+
+def deletion_requested(
+    request: Request, target: Any, *, confirm_name: str | None = None
+) -> Response:
+    """Ask for `target` (a workspace, a resource group, a deleted experiment) to be
+    deleted for good in the background: 202 with the job to poll."""
+    job = services.deletion_job_request(
+        actor=request.user, target=target, confirm_name=confirm_name
+    )
+    return job_response(request, job, status=202)
 
 
 # --- Paging -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from django.utils import timezone
 from portal import services, validators
 from portal.api.serializers import DeletionJobSerializer
 from portal.models import ApiToken, DeletionJob, Membership, ResourceGroup, Workspace
+from portal.tests.api import api, assert_error, bearer
 from portal.tests.factories import PASSWORD, UserFactory
 from portal.tests.test_permissions import CAST, rg_kw, sub_kw, ws_kw
 
@@ -34,31 +35,10 @@ def _fresh_throttle_counters():
     cache.clear()
 
 
-def bearer(raw: str) -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
-
-
-def api(cast, who: str, **token_args) -> Client:
-    user = cast.user(who)
-    if user is None:
-        return Client()
-    _, raw = services.token_create(user=user, name="test", **token_args)
-    return bearer(raw)
-
-
 def call(client: Client, method: str, url: str, body: dict | None = None):
     if method in ("get", "delete"):
         return getattr(client, method)(url)
     return getattr(client, method)(url, body or {}, content_type="application/json")
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.content[:500]
-    body = response.json()
-    assert set(body) == {"error_code", "message"}, body
-    if code:
-        assert body["error_code"] == code, body
-    return body
 
 
 # --- URL arguments that need something to exist first ------------------------------------

@@ -7,11 +7,8 @@ workspace can be named. Uploads stream the request body to the store in chunks
 
 from __future__ import annotations
 
-import posixpath
-
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
-from django.utils.http import content_disposition_header
 from mlflow.exceptions import (
     _UnsupportedMultipartDownloadException,
     _UnsupportedMultipartUploadException,
@@ -30,6 +27,7 @@ from tracking.artifacts import (
     list_under_uri,
     store_for,
 )
+from tracking.artifacts.responses import file_response
 from tracking.selectors import run_get
 
 ARTIFACTS = "2.0/mlflow-artifacts/artifacts"
@@ -116,15 +114,9 @@ def upload_artifact(call: Call) -> dict:
 def download_artifact(call: Call) -> ArtifactResponse:
     path = _file_path(call)
     reader = store_for(call.workspace).open(path)
-    response = ArtifactResponse(reader, content_type=_guess_mime_type(path))
-    response["Content-Length"] = str(reader.size)
-    response["Content-Disposition"] = content_disposition_header(
-        as_attachment=True, filename=posixpath.basename(path)
+    return file_response(
+        reader, path, content_type=_guess_mime_type(path), response_class=ArtifactResponse
     )
-    # Uploaded HTML or SVG must never run as a page of this origin.
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
 
 
 @route("GET", ARTIFACTS, raw=True)

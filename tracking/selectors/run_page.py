@@ -8,6 +8,8 @@ from one query however many params, tags and metrics the run has.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -369,3 +371,18 @@ def require_clean_path(raw: str | None, *, file: bool = False) -> str:
     if file and not path:
         raise InvalidParameter("Say which file: ?path=<artifact path>.")
     return path
+
+
+@contextmanager
+def named_as_given(path: str, *, folder_message: str) -> Iterator[None]:
+    """Store errors that name the path as the user gave it, not as the store holds it
+    (below the experiment's and the run's folders); a folder opened as a file answers
+    `folder_message`."""
+    try:
+        yield
+    except NotFound:
+        raise NotFound(f"No such artifact: '{path}'.") from None
+    except InvalidParameter as exc:
+        if "directory" in exc.message:
+            raise InvalidParameter(folder_message) from None
+        raise

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection
 
@@ -34,15 +34,22 @@ def run_info_json(run: Run) -> dict[str, Any]:
     return info
 
 
-def runs_json(runs: list[Run]) -> list[dict[str, Any]]:
-    """Full run objects (info, data, inputs, outputs) for a list of runs, in its order."""
-    if not runs:
-        return []
-    pks = [run.pk for run in runs]
+class KeyValues(NamedTuple):
+    """The metrics, params and tags of some runs, by run pk, as MLflow's JSON lists them."""
+
+    metrics: dict[int, list[dict[str, Any]]]
+    params: dict[int, list[dict[str, Any]]]
+    tags: dict[int, list[dict[str, Any]]]
+
+
+def run_key_values(pks: list[int]) -> KeyValues:
+    """Latest metrics, params and tags of the runs: one round trip for the three key/value
+    tables of a whole page. A run without any has empty lists."""
     metrics: dict[int, list] = defaultdict(list)
     params: dict[int, list] = defaultdict(list)
     tags: dict[int, list] = defaultdict(list)
-    # One round trip for the three key/value tables of the whole page.
+    if not pks:
+        return KeyValues(metrics, params, tags)
     marks = ", ".join(["%s"] * len(pks))
     with connection.cursor() as cursor:
         cursor.execute(
@@ -68,6 +75,15 @@ def runs_json(runs: list[Run]) -> list[dict[str, Any]]:
                 params[run_id].append({"key": key, "value": text})
             else:
                 tags[run_id].append({"key": key, "value": text})
+    return KeyValues(metrics, params, tags)
+
+
+def runs_json(runs: list[Run]) -> list[dict[str, Any]]:
+    """Full run objects (info, data, inputs, outputs) for a list of runs, in its order."""
+    if not runs:
+        return []
+    pks = [run.pk for run in runs]
+    metrics, params, tags = run_key_values(pks)
     inputs: dict[int, list] = defaultdict(list)
     for item in RunInput.objects.filter(run_id__in=pks).select_related("dataset"):
         d = item.dataset

@@ -1,5 +1,5 @@
-"""Helpers for the /api/v1 tracking tests: clients with real Bearer tokens, URLs of the
-cast's workspace, the error shape, and data written through the real services and store."""
+"""Helpers for the /api/v1 tracking tests: URLs of the cast's workspace, and data written
+through the real services and store; clients and the error shape are in portal.tests.api."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
-from portal import services
-from portal.models import TokenScope
 from tracking.artifacts import artifact_uri_path, join, store_for
 from tracking.models import Run
 from tracking.services.runs import MetricIn, run_log_batch
@@ -21,13 +19,6 @@ def isolate(settings, tmp_path) -> None:
     """Artifact roots under tmp_path; a fresh throttle budget for every test."""
     settings.ARTIFACT_ROOT = str(tmp_path / "artifacts")
     cache.clear()
-
-
-def api(cast, who: str = "owner", scope: str = TokenScope.FULL) -> Client:
-    if who == "anonymous":
-        return Client()
-    _, raw = services.token_create(user=cast.user(who), name=f"test-{who}", scope=scope)
-    return Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
 
 
 def url(cast, name: str, query: dict | None = None, workspace=None, **kwargs) -> str:
@@ -45,13 +36,6 @@ def send(client: Client, method: str, path: str, body: dict | None = None):
     if body is None:
         return getattr(client, method)(path)
     return getattr(client, method)(path, body, content_type="application/json")
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content[:500]
-    body = response.json()
-    assert body["error_code"] == code and body["message"], body
-    return body
 
 
 def write_artifact(run: Run, path: str, data: bytes) -> None:

@@ -1,7 +1,9 @@
 """Azurite (Microsoft's Azure Storage emulator, from npm) started by the test suite.
 
 Load with `pytest_plugins = ["tracking.tests.azurite"]`. `make install-test` installs
-it into var/node; when it is missing the fixture installs it the same way.
+it into var/node; when it is missing the fixture installs it the same way. `blob_root`
+gives workspaces roots in a fresh container; `backend` runs a test with the cast's
+workspaces on a local folder, then on Blob.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,3 +113,31 @@ def azurite(tmp_path_factory) -> Iterator[Azurite]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def blob_root(azurite, settings) -> Callable[..., str]:
+    """A fresh Azurite container; returns a function giving a workspace a root in it."""
+    from azure.storage.blob import ContainerClient
+
+    settings.AZURE_STORAGE_CONNECTION_STRING = azurite.connection_string
+    container = f"t{uuid.uuid4().hex[:20]}"
+    ContainerClient.from_connection_string(azurite.connection_string, container).create_container()
+
+    def assign(workspace) -> str:
+        workspace.artifact_root = azurite.container_url(container, f"roots/{workspace.id}")
+        workspace.save(update_fields=["artifact_root"])
+        return workspace.artifact_root
+
+    return assign
+
+
+@pytest.fixture(params=["local", "blob"])
+def backend(request, cast) -> str:
+    """Run the test with the cast's workspaces on a local folder, then on Azure Blob
+    (Azurite is started only for the second)."""
+    if request.param == "blob":
+        assign = request.getfixturevalue("blob_root")
+        assign(cast.workspace)
+        assign(cast.other_workspace)
+    return request.param

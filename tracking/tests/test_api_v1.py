@@ -14,18 +14,11 @@ from django.test import Client
 
 from portal import services
 from portal.models import TokenScope
+from portal.tests.api import api, assert_error
 from tracking.models import Run, RunStatus
 from tracking.services.experiments import experiment_delete
 from tracking.services.runs import run_delete
-from tracking.tests.api_v1 import (
-    api,
-    assert_error,
-    isolate,
-    run_names,
-    send,
-    url,
-    write_artifact,
-)
+from tracking.tests.api_v1 import isolate, run_names, send, url, write_artifact
 from tracking.tests.factories import make_experiment, make_run
 
 CAST = ["owner", "contributor", "reader", "outsider", "anonymous"]

@@ -4,20 +4,12 @@ spikes) and artifacts (listing, streamed downloads, traversal refused)."""
 from __future__ import annotations
 
 import math
-import uuid
 
 import pytest
 
+from portal.tests.api import api, assert_error
 from tracking.models import Run
-from tracking.tests.api_v1 import (
-    api,
-    assert_error,
-    isolate,
-    log_points,
-    pages,
-    url,
-    write_artifact,
-)
+from tracking.tests.api_v1 import isolate, log_points, pages, url, write_artifact
 from tracking.tests.factories import make_experiment, make_run
 
 pytest_plugins = ["tracking.tests.azurite"]
@@ -119,23 +111,6 @@ def test_sampled_history_bad_parameters(cast, query) -> None:
 
 
 # --- Artifacts -----------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["local", "blob"])
-def backend(request, cast, settings) -> str:
-    """The cast's workspace on a local folder, then on Azure Blob Storage (Azurite)."""
-    if request.param == "blob":
-        from azure.storage.blob import ContainerClient
-
-        azurite = request.getfixturevalue("azurite")
-        settings.AZURE_STORAGE_CONNECTION_STRING = azurite.connection_string
-        container = f"t{uuid.uuid4().hex[:20]}"
-        ContainerClient.from_connection_string(
-            azurite.connection_string, container
-        ).create_container()
-        cast.workspace.artifact_root = azurite.container_url(container, "root")
-        cast.workspace.save(update_fields=["artifact_root"])
-    return request.param
 
 
 @pytest.fixture

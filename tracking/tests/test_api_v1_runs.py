@@ -10,20 +10,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.search_utils import SearchUtils
 
 from portal.models import AuditEntry, DeletionJob
+from portal.tests.api import api, assert_error
 from tracking.artifacts import artifact_uri_path, store_for
 from tracking.models import LifecycleStage, Run
 from tracking.services.experiments import experiment_delete, now_ms
 from tracking.services.runs import run_delete
-from tracking.tests.api_v1 import (
-    api,
-    assert_error,
-    isolate,
-    log_points,
-    pages,
-    run_names,
-    url,
-    write_artifact,
-)
+from tracking.tests.api_v1 import isolate, log_points, pages, run_names, url, write_artifact
 from tracking.tests.factories import make_experiment, make_run
 
 

@@ -39,33 +39,6 @@ def _artifact_root(settings, tmp_path):
     settings.ARTIFACT_ROOT = str(tmp_path / "artifacts")
 
 
-@pytest.fixture
-def blob_root(azurite, settings):
-    """A fresh Azurite container; returns a function giving a workspace a root in it."""
-    from azure.storage.blob import ContainerClient
-
-    settings.AZURE_STORAGE_CONNECTION_STRING = azurite.connection_string
-    container = f"t{uuid.uuid4().hex[:20]}"
-    ContainerClient.from_connection_string(azurite.connection_string, container).create_container()
-
-    def assign(workspace) -> str:
-        workspace.artifact_root = azurite.container_url(container, f"roots/{workspace.id}")
-        workspace.save(update_fields=["artifact_root"])
-        return workspace.artifact_root
-
-    return assign
-
-
-@pytest.fixture(params=["local", "blob"])
-def backend(request, cast) -> str:
-    """Run the test with the cast's workspaces on a local folder, then on Azure Blob."""
-    if request.param == "blob":
-        assign = request.getfixturevalue("blob_root")
-        assign(cast.workspace)
-        assign(cast.other_workspace)
-    return request.param
-
-
 def api(tracking, who: str | None, method: str, path: str, *, workspace=None, **kwargs):
     uri = tracking.uri_for(workspace) if workspace is not None else tracking.uri
     headers = kwargs.pop("headers", {})

@@ -44,34 +44,6 @@ def _artifact_root(settings, tmp_path):
     settings.ARTIFACT_ROOT = str(tmp_path / "artifacts")
 
 
-@pytest.fixture(params=["local", "blob"])
-def backend(request, cast, azurite_root) -> str:
-    """The cast's workspaces on a local folder, then on Azure Blob (Azurite)."""
-    if request.param == "blob":
-        azurite_root(cast.workspace)
-        azurite_root(cast.other_workspace)
-    return request.param
-
-
-@pytest.fixture
-def azurite_root(request, settings):
-    def assign(workspace) -> None:
-        import uuid
-
-        from azure.storage.blob import ContainerClient
-
-        azurite = request.getfixturevalue("azurite")
-        settings.AZURE_STORAGE_CONNECTION_STRING = azurite.connection_string
-        container = f"t{uuid.uuid4().hex[:20]}"
-        ContainerClient.from_connection_string(
-            azurite.connection_string, container
-        ).create_container()
-        workspace.artifact_root = azurite.container_url(container, f"roots/{workspace.id}")
-        workspace.save(update_fields=["artifact_root"])
-
-    return assign
-
-
 @dataclass
 class Populated:
     experiment: Experiment

@@ -7,23 +7,21 @@ instead: MLflow 3 stores a model's files under the model, not the run.
 
 from __future__ import annotations
 
-import posixpath
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, path
-from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 
-from portal.errors import InvalidParameter, NotFound, StudioError
+from portal.errors import NotFound, StudioError
 from portal.models import Workspace
 from portal.selectors import Access
 from tracking.artifacts import join, store_for
+from tracking.artifacts.responses import file_response
 from tracking.models import LifecycleStage, Run
 from tracking.selectors import artifact_preview as previews
 from tracking.selectors import run_page
@@ -210,18 +208,9 @@ def _status(exc: StudioError) -> int:
     return 404 if isinstance(exc, NotFound) else 400
 
 
-@contextmanager
-def _named_as_given(path: str) -> Iterator[None]:
-    """Store errors that name the path as the user gave it, not as the store holds it
-    (below the experiment's and the run's folders)."""
-    try:
-        yield
-    except NotFound:
-        raise NotFound(f"No such artifact: '{path}'.") from None
-    except InvalidParameter as exc:
-        if "directory" in exc.message:
-            raise InvalidParameter(f"'{path}' is a folder: open it in the tree.") from None
-        raise
+def _named_as_given(path: str) -> AbstractContextManager[None]:
+    folder = f"'{path}' is a folder: open it in the tree."
+    return run_page.named_as_given(path, folder_message=folder)
 
 
 @login_required
@@ -296,15 +285,7 @@ def run_artifact(request: HttpRequest, run_id: str, **kwargs: Any) -> HttpRespon
     inline = previews.inline_safe(path) and not request.GET.get("download")
     if kind == "text/plain":
         kind = "text/plain; charset=utf-8"
-    response = StreamingHttpResponse(reader, content_type=kind)
-    response["Content-Length"] = str(reader.size)
-    response["Content-Disposition"] = content_disposition_header(
-        as_attachment=not inline, filename=posixpath.basename(path)
-    )
-    # Uploaded HTML or SVG must never run as a page of this origin.
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
+    return file_response(reader, path, content_type=kind, as_attachment=not inline)
 
 
 urlpatterns = [

@@ -10,8 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal import selectors, services
-from portal.api.common import request_token
+from portal import services
+from portal.api.common import job_access, job_response
 from portal.api.schema import error_responses
 from portal.api.serializers import DeletionJobSerializer
 from portal.errors import NotFound, PermissionDenied
@@ -21,10 +21,8 @@ from portal.models import DeletionJob
 class JobView(APIView):
     @extend_schema(operation_id="jobs_get", responses=DeletionJobSerializer, tags=["jobs"])
     def get(self, request: Request, job_id: UUID) -> Response:
-        access = selectors.deletion_job_access(
-            user=request.user, job_id=job_id, token=request_token(request)
-        )
-        return Response(DeletionJobSerializer(access.job, context={"request": request}).data)
+        access = job_access(request, job_id)
+        return job_response(request, access.job)
 
 
 class JobRetryView(APIView):
@@ -35,16 +33,14 @@ class JobRetryView(APIView):
         tags=["jobs"],
     )
     def post(self, request: Request, job_id: UUID) -> Response:
-        access = selectors.deletion_job_access(
-            user=request.user, job_id=job_id, token=request_token(request)
-        )
+        access = job_access(request, job_id)
         if access.job.status == DeletionJob.Status.FAILED and not access.can_retry:
             raise PermissionDenied(
                 "Only who asked for this deletion, or a contributor, can retry a failed job."
             )
         # A job that has not failed is refused by the service (400).
         job = services.deletion_job_retry(actor=request.user, job=access.job)
-        return Response(DeletionJobSerializer(job, context={"request": request}).data, status=202)
+        return job_response(request, job, status=202)
 
 
 @extend_schema(exclude=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 from uuid import UUID
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
@@ -12,7 +15,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import selectors, services
-from portal.api.common import CursorPagination, request_token, rg_access, sub_access, ws_access
+from portal.api.common import (
+    CursorPagination,
+    deletion_requested,
+    request_token,
+    rg_access,
+    sub_access,
+    ws_access,
+)
 from portal.api.schema import error_responses
 from portal.api.serializers import (
     DeletionJobSerializer,
@@ -51,10 +61,17 @@ def _valid(serializer_class: type, request: Request) -> dict[str, Any]:
     return serializer.validated_data
 
 
-def _with_role(obj: Subscription | ResourceGroup, role: str | None) -> Subscription | ResourceGroup:
-    """The object with the caller's role on it, as the serializers read it."""
+def _shown(
+    serializer_class: type, obj: Subscription | ResourceGroup, role: str | None
+) -> dict[str, Any]:
+    """The object as the API shows it, with the caller's role on it."""
     obj.role = role
-    return obj
+    return serializer_class(obj).data
+
+
+def _role(request: Request, obj: Subscription | ResourceGroup | Workspace) -> str | None:
+    """The caller's role on what it just made."""
+    return selectors.role_for(request.user, obj, request_token(request))
 
 
 def _details(request: Request, workspace: Workspace, role: str | None) -> dict[str, Any]:
@@ -63,17 +80,27 @@ def _details(request: Request, workspace: Workspace, role: str | None) -> dict[s
     return WorkspaceDetailsSerializer(details).data
 
 
+class ScopeListView(GenericAPIView):
+    """A page of the subscriptions, resource groups or workspaces the caller can see."""
+
+    def role_page(
+        self, request: Request, scopes: QuerySet, show: Callable[[Any, str | None], Any]
+    ) -> Response:
+        """The page, each item shown with the caller's role on it (one query for the
+        roles of the whole page)."""
+        roles = selectors.role_map(request.user, request_token(request))
+        page = self.paginate_queryset(scopes)
+        return self.get_paginated_response([show(obj, roles.role(obj)) for obj in page])
+
+
 def _deletion_job(request: Request, target: Workspace | ResourceGroup) -> Response:
-    job = services.deletion_job_request(
-        actor=request.user, target=target, confirm_name=request.query_params.get("confirm")
-    )
-    return Response(DeletionJobSerializer(job, context={"request": request}).data, status=202)
+    return deletion_requested(request, target, confirm_name=request.query_params.get("confirm"))
 
 
 # --- Subscriptions ------------------------------------------------------------------------
 
 
-class SubscriptionListView(GenericAPIView):
+class SubscriptionListView(ScopeListView):
     pagination_class = ByName
     serializer_class = SubscriptionSerializer
 
@@ -83,11 +110,8 @@ class SubscriptionListView(GenericAPIView):
         tags=["subscriptions"],
     )
     def get(self, request: Request) -> Response:
-        token = request_token(request)
-        roles = selectors.role_map(request.user, token)
-        page = self.paginate_queryset(selectors.visible_subscriptions(request.user, token))
-        items = [_with_role(sub, roles.role(sub)) for sub in page]
-        return self.get_paginated_response(SubscriptionSerializer(items, many=True).data)
+        visible = selectors.visible_subscriptions(request.user, request_token(request))
+        return self.role_page(request, visible, partial(_shown, SubscriptionSerializer))
 
     @extend_schema(
         operation_id="subscriptions_create",
@@ -96,15 +120,13 @@ class SubscriptionListView(GenericAPIView):
         tags=["subscriptions"],
     )
     def post(self, request: Request) -> Response:
-        token = request_token(request)
-        if not selectors.can_create_subscription(request.user, token):
+        if not selectors.can_create_subscription(request.user, request_token(request)):
             raise PermissionDenied("Only administrators create subscriptions.")
         data = _valid(SubscriptionSerializer, request)
         sub = services.subscription_create(
             actor=request.user, name=data["name"], description=data.get("description", "")
         )
-        role = selectors.role_for(request.user, sub, token)
-        return Response(SubscriptionSerializer(_with_role(sub, role)).data, status=201)
+        return Response(_shown(SubscriptionSerializer, sub, _role(request, sub)), status=201)
 
 
 class SubscriptionDetailView(APIView):
@@ -113,7 +135,7 @@ class SubscriptionDetailView(APIView):
     )
     def get(self, request: Request, subscription_id: UUID) -> Response:
         access = sub_access(request, subscription_id)
-        return Response(SubscriptionSerializer(_with_role(access.obj, access.role)).data)
+        return Response(_shown(SubscriptionSerializer, access.obj, access.role))
 
     @extend_schema(
         operation_id="subscriptions_update",
@@ -130,13 +152,13 @@ class SubscriptionDetailView(APIView):
             name=data.get("name", access.obj.name),
             description=data.get("description", access.obj.description),
         )
-        return Response(SubscriptionSerializer(_with_role(sub, access.role)).data)
+        return Response(_shown(SubscriptionSerializer, sub, access.role))
 
 
 # --- Resource groups ----------------------------------------------------------------------
 
 
-class ResourceGroupListView(GenericAPIView):
+class ResourceGroupListView(ScopeListView):
     pagination_class = ByName
     serializer_class = ResourceGroupSerializer
 
@@ -146,13 +168,9 @@ class ResourceGroupListView(GenericAPIView):
         tags=["resource groups"],
     )
     def get(self, request: Request, subscription_id: UUID) -> Response:
-        token = request_token(request)
         access = sub_access(request, subscription_id)
-        roles = selectors.role_map(request.user, token)
-        groups = selectors.visible_resource_groups(request.user, access.obj, token)
-        page = self.paginate_queryset(groups)
-        items = [_with_role(rg, roles.role(rg)) for rg in page]
-        return self.get_paginated_response(ResourceGroupSerializer(items, many=True).data)
+        groups = selectors.visible_resource_groups(request.user, access.obj, request_token(request))
+        return self.role_page(request, groups, partial(_shown, ResourceGroupSerializer))
 
     @extend_schema(
         operation_id="resource_groups_create",
@@ -164,8 +182,7 @@ class ResourceGroupListView(GenericAPIView):
         access = sub_access(request, subscription_id, Role.CONTRIBUTOR)
         data = _valid(ResourceGroupSerializer, request)
         rg = services.resource_group_create(actor=request.user, subscription=access.obj, **data)
-        role = selectors.role_for(request.user, rg, request_token(request))
-        return Response(ResourceGroupSerializer(_with_role(rg, role)).data, status=201)
+        return Response(_shown(ResourceGroupSerializer, rg, _role(request, rg)), status=201)
 
 
 class ResourceGroupDetailView(APIView):
@@ -176,7 +193,7 @@ class ResourceGroupDetailView(APIView):
     )
     def get(self, request: Request, subscription_id: UUID, resource_group: str) -> Response:
         access = rg_access(request, subscription_id, resource_group)
-        return Response(ResourceGroupSerializer(_with_role(access.obj, access.role)).data)
+        return Response(_shown(ResourceGroupSerializer, access.obj, access.role))
 
     @extend_schema(
         operation_id="resource_groups_update",
@@ -190,7 +207,7 @@ class ResourceGroupDetailView(APIView):
         rg = services.resource_group_update(
             actor=request.user, resource_group=access.obj, tags=data["tags"]
         )
-        return Response(ResourceGroupSerializer(_with_role(rg, access.role)).data)
+        return Response(_shown(ResourceGroupSerializer, rg, access.role))
 
     @extend_schema(
         operation_id="resource_groups_delete",
@@ -206,7 +223,7 @@ class ResourceGroupDetailView(APIView):
 # --- Workspaces ---------------------------------------------------------------------------
 
 
-class WorkspaceListView(GenericAPIView):
+class WorkspaceListView(ScopeListView):
     """Every workspace the caller can see, anywhere in the tree."""
 
     pagination_class = NewestFirst
@@ -218,13 +235,11 @@ class WorkspaceListView(GenericAPIView):
         tags=["workspaces"],
     )
     def get(self, request: Request) -> Response:
-        token = request_token(request)
-        roles = selectors.role_map(request.user, token)
-        page = self.paginate_queryset(selectors.visible_workspaces(request.user, token))
-        return self.get_paginated_response([_details(request, ws, roles.role(ws)) for ws in page])
+        visible = selectors.visible_workspaces(request.user, request_token(request))
+        return self.role_page(request, visible, partial(_details, request))
 
 
-class ResourceGroupWorkspacesView(GenericAPIView):
+class ResourceGroupWorkspacesView(ScopeListView):
     pagination_class = ByName
     serializer_class = WorkspaceDetailsSerializer
 
@@ -234,14 +249,10 @@ class ResourceGroupWorkspacesView(GenericAPIView):
         tags=["workspaces"],
     )
     def get(self, request: Request, subscription_id: UUID, resource_group: str) -> Response:
-        token = request_token(request)
         access = rg_access(request, subscription_id, resource_group)
-        roles = selectors.role_map(request.user, token)
-        workspaces = selectors.visible_workspaces(request.user, token).filter(
-            resource_group=access.obj
-        )
-        page = self.paginate_queryset(workspaces)
-        return self.get_paginated_response([_details(request, ws, roles.role(ws)) for ws in page])
+        visible = selectors.visible_workspaces(request.user, request_token(request))
+        workspaces = visible.filter(resource_group=access.obj)
+        return self.role_page(request, workspaces, partial(_details, request))
 
     @extend_schema(
         operation_id="workspaces_create",
@@ -253,8 +264,7 @@ class ResourceGroupWorkspacesView(GenericAPIView):
         access = rg_access(request, subscription_id, resource_group, Role.CONTRIBUTOR)
         data = _valid(WorkspaceCreateSerializer, request)
         ws = services.workspace_create(actor=request.user, resource_group=access.obj, **data)
-        role = selectors.role_for(request.user, ws, request_token(request))
-        return Response(_details(request, ws, role), status=201)
+        return Response(_details(request, ws, _role(request, ws)), status=201)
 
 
 class WorkspaceDetailView(APIView):

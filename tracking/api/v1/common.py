@@ -1,9 +1,10 @@
-"""What the tracking views of /api/v1 share: the workspace from the URL, query parameters
-checked into clean 400s, lookups by id, and the documented error answers."""
+"""What the tracking views of /api/v1 share: the workspace, experiment or run of the URL
+(access checked), query parameters checked into clean 400s, the audited soft delete and
+restore, and the documented error answers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,12 +12,13 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from mlflow.exceptions import MlflowException
 from rest_framework.request import Request
 
+from portal import services as portal_services
 from portal.api.common import ws_access
 from portal.api.serializers import ErrorSerializer
 from portal.errors import InvalidParameter, NotFound
 from portal.models import Role, Workspace
-from tracking.models import Run
-from tracking.selectors import run_get
+from tracking.models import Experiment, LifecycleStage, Run
+from tracking.selectors import experiment_get, run_get
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 VIEWS = {"active": "ACTIVE_ONLY", "deleted": "DELETED_ONLY", "all": "ALL"}
@@ -59,11 +61,46 @@ def workspace_for(request: Request, kwargs: dict[str, Any], *, write: bool = Fal
     return access.obj
 
 
-def run_for(workspace: Workspace, run_id: str, *, for_update: bool = False) -> Run:
+def run_for(
+    request: Request,
+    kwargs: dict[str, Any],
+    run_id: str,
+    *,
+    write: bool = False,
+    for_update: bool = False,
+) -> Run:
+    """The URL's run, after workspace_for's access checks; `run.workspace` is the URL's
+    workspace, already loaded."""
+    workspace = workspace_for(request, kwargs, write=write)
     # PostgreSQL refuses NUL in a text parameter with an error, not a miss.
     if "\x00" in run_id:
         raise NotFound(f"Run with id={run_id!r} not found")
-    return run_get(workspace=workspace, run_id=run_id, for_update=for_update)
+    run = run_get(workspace=workspace, run_id=run_id, for_update=for_update)
+    run.workspace = workspace
+    return run
+
+
+def experiment_for(
+    request: Request, kwargs: dict[str, Any], experiment_id: str, *, write: bool = False
+) -> Experiment:
+    """The URL's experiment, after workspace_for's access checks."""
+    workspace = workspace_for(request, kwargs, write=write)
+    return experiment_get(workspace=workspace, experiment_id=experiment_id)
+
+
+# The audit word of a soft delete or restore, and the lifecycle stage it leads to.
+_STAGE_AFTER = {"delete": LifecycleStage.DELETED, "restore": LifecycleStage.ACTIVE}
+
+
+def stage_change(
+    request: Request, target: Experiment | Run, action: str, change: Callable[[], object]
+) -> None:
+    """A soft delete or restore (`action`) by `change`, recorded in the audit log. A
+    target already in the stage is left as it is: asking twice answers the same and
+    logs once."""
+    if target.lifecycle_stage != _STAGE_AFTER[action]:
+        change()
+        portal_services.audit_record(actor=request.user, action=action, target=target)
 
 
 def positive_id(raw: str) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from functools import partial
 from typing import Any
 
 from django.db.models import QuerySet
@@ -13,16 +14,24 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import services as portal_services
-from portal.api.common import CURSOR_PARAM, PAGE_SIZE_PARAM, CursorPagination, page_size
+from portal.api.common import (
+    CURSOR_PARAM,
+    PAGE_SIZE_PARAM,
+    CursorPagination,
+    deletion_requested,
+    page_size,
+)
 from portal.api.serializers import DeletionJobSerializer
 from portal.errors import InvalidParameter
 from portal.models import Workspace
 from tracking.api.v1.common import (
     VIEW_PARAM,
     errors,
+    experiment_for,
     mlflow_errors,
     query_text,
     query_view,
+    stage_change,
     workspace_for,
 )
 from tracking.api.v1.serializers import (
@@ -32,7 +41,6 @@ from tracking.api.v1.serializers import (
     ExperimentUpdateSerializer,
 )
 from tracking.models import Experiment, LifecycleStage
-from tracking.selectors import experiment_get
 from tracking.services import experiments as svc
 
 _STAGES = {
@@ -158,10 +166,7 @@ class ExperimentDetailView(APIView):
         responses={200: ExperimentSerializer, **errors(401, 403, 404)},
     )
     def get(self, request: Request, experiment_id: str, **kwargs: Any) -> Response:
-        workspace = workspace_for(request, kwargs)
-        return Response(
-            experiment_data(experiment_get(workspace=workspace, experiment_id=experiment_id))
-        )
+        return Response(experiment_data(experiment_for(request, kwargs, experiment_id)))
 
     @extend_schema(
         operation_id="experiments_rename",
@@ -172,8 +177,7 @@ class ExperimentDetailView(APIView):
         responses={200: ExperimentSerializer, **errors(400, 401, 403, 404)},
     )
     def patch(self, request: Request, experiment_id: str, **kwargs: Any) -> Response:
-        workspace = workspace_for(request, kwargs, write=True)
-        experiment = experiment_get(workspace=workspace, experiment_id=experiment_id)
+        experiment = experiment_for(request, kwargs, experiment_id, write=True)
         body = ExperimentUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         old, new = experiment.name, body.validated_data.get("name", experiment.name)
@@ -192,11 +196,10 @@ class ExperimentDetailView(APIView):
         responses={200: ExperimentSerializer, **errors(401, 403, 404)},
     )
     def delete(self, request: Request, experiment_id: str, **kwargs: Any) -> Response:
-        workspace = workspace_for(request, kwargs, write=True)
-        experiment = experiment_get(workspace=workspace, experiment_id=experiment_id)
-        if experiment.lifecycle_stage != LifecycleStage.DELETED:
-            svc.experiment_delete(experiment=experiment)
-            portal_services.audit_record(actor=request.user, action="delete", target=experiment)
+        experiment = experiment_for(request, kwargs, experiment_id, write=True)
+        stage_change(
+            request, experiment, "delete", partial(svc.experiment_delete, experiment=experiment)
+        )
         return Response(experiment_data(experiment))
 
 
@@ -209,11 +212,10 @@ class ExperimentRestoreView(APIView):
         responses={200: ExperimentSerializer, **errors(400, 401, 403, 404)},
     )
     def post(self, request: Request, experiment_id: str, **kwargs: Any) -> Response:
-        workspace = workspace_for(request, kwargs, write=True)
-        experiment = experiment_get(workspace=workspace, experiment_id=experiment_id)
-        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
-            svc.experiment_restore(experiment=experiment)
-            portal_services.audit_record(actor=request.user, action="restore", target=experiment)
+        experiment = experiment_for(request, kwargs, experiment_id, write=True)
+        stage_change(
+            request, experiment, "restore", partial(svc.experiment_restore, experiment=experiment)
+        )
         return Response(experiment_data(experiment))
 
 
@@ -231,7 +233,5 @@ class ExperimentPurgeView(APIView):
         },
     )
     def post(self, request: Request, experiment_id: str, **kwargs: Any) -> Response:
-        workspace = workspace_for(request, kwargs, write=True)
-        experiment = experiment_get(workspace=workspace, experiment_id=experiment_id)
-        job = portal_services.deletion_job_request(actor=request.user, target=experiment)
-        return Response(DeletionJobSerializer(job, context={"request": request}).data, status=202)
+        experiment = experiment_for(request, kwargs, experiment_id, write=True)
+        return deletion_requested(request, experiment)

@@ -26,7 +26,6 @@ from tracking.api.v1.common import (
     query_int,
     query_text,
     run_for,
-    workspace_for,
 )
 from tracking.api.v1.serializers import (
     MetricHistoryPageSerializer,
@@ -82,7 +81,7 @@ class LatestMetricsView(APIView):
         responses={200: MetricSerializer(many=True), **errors(401, 403, 404)},
     )
     def get(self, request: Request, run_id: str, **kwargs: Any) -> Response:
-        run = run_for(workspace_for(request, kwargs), run_id)
+        run = run_for(request, kwargs, run_id)
         rows = (
             LatestMetric.objects.filter(run=run)
             .order_by("key")
@@ -105,7 +104,7 @@ class MetricHistoryView(APIView):
         responses={200: MetricHistoryPageSerializer, **errors(400, 401, 403, 404)},
     )
     def get(self, request: Request, run_id: str, **kwargs: Any) -> Response:
-        run = run_for(workspace_for(request, kwargs), run_id)
+        run = run_for(request, kwargs, run_id)
         key = query_text(request, "key", required=True)
         size = page_size(request)
         after = _decode_after(decode_cursor(request.query_params.get("cursor")))
@@ -145,7 +144,7 @@ class SampledHistoryView(APIView):
         responses={200: SampledHistorySerializer, **errors(400, 401, 403, 404)},
     )
     def get(self, request: Request, run_id: str, **kwargs: Any) -> Response:
-        run = run_for(workspace_for(request, kwargs), run_id)
+        run = run_for(request, kwargs, run_id)
         key = query_text(request, "key", required=True)
         points = query_int(
             request, "max_points", default=DEFAULT_POINTS, minimum=MIN_POINTS, maximum=MAX_POINTS

@@ -1,14 +1,17 @@
 """/api/v1 runs: search across experiments, get, update, soft delete, restore, purge, cancel.
 
 A page of runs costs three queries whatever its size: the search (one SQL with MLflow's
-filter and order), the runs' rows, and one UNION of their metrics, params and tags."""
+filter and order), the runs' rows, and their metrics, params and tags (run_key_values,
+shared with the MLflow protocol's JSON)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,7 +27,6 @@ from portal.api.common import (
 )
 from portal.errors import InvalidParameter, NotFound
 from portal.models import Workspace
-from tracking.api.protocol import json_float
 from tracking.api.v1.common import (
     VIEW_PARAM,
     errors,
@@ -33,11 +35,12 @@ from tracking.api.v1.common import (
     query_text,
     query_view,
     run_for,
+    stage_change,
     workspace_for,
 )
 from tracking.api.v1.serializers import RunPageSerializer, RunSerializer, RunUpdateSerializer
 from tracking.models import Experiment, LifecycleStage, Run, RunStatus
-from tracking.selectors.runs import runs_by_pks
+from tracking.selectors.runs import run_key_values, runs_by_pks
 from tracking.selectors.search import search_runs
 from tracking.services import purge
 from tracking.services import runs as svc
@@ -49,35 +52,10 @@ MAX_EXPERIMENT_IDS = 100
 
 def runs_data(runs: list[Run]) -> list[dict[str, Any]]:
     """Runs as the API shows them, in the given order; one query for the metrics, params
-    and tags of all of them."""
+    and tags of all of them, each keyed by name in name order."""
     if not runs:
         return []
-    pks = [run.pk for run in runs]
-    metrics: dict[int, dict] = defaultdict(dict)
-    params: dict[int, dict] = defaultdict(dict)
-    tags: dict[int, dict] = defaultdict(dict)
-    marks = ", ".join(["%s"] * len(pks))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT 0, run_id, key, NULL, value, timestamp, step, is_nan "  # noqa: S608
-            f"FROM tracking_latestmetric WHERE run_id IN ({marks}) "
-            f"UNION ALL SELECT 1, run_id, key, value, NULL, NULL, NULL, NULL "
-            f"FROM tracking_param WHERE run_id IN ({marks}) "
-            f"UNION ALL SELECT 2, run_id, key, value, NULL, NULL, NULL, NULL "
-            f"FROM tracking_runtag WHERE run_id IN ({marks})",
-            pks * 3,
-        )
-        for kind, run_id, key, text, number, timestamp, step, is_nan in cursor.fetchall():
-            if kind == 0:
-                metrics[run_id][key] = {
-                    "value": json_float(number, bool(is_nan)),
-                    "step": step,
-                    "timestamp": timestamp,
-                }
-            elif kind == 1:
-                params[run_id][key] = text
-            else:
-                tags[run_id][key] = text
+    metrics, params, tags = run_key_values([run.pk for run in runs])
     return [
         {
             "run_id": run.run_uuid,
@@ -89,12 +67,20 @@ def runs_data(runs: list[Run]) -> list[dict[str, Any]]:
             "lifecycle_stage": run.lifecycle_stage,
             "user_id": run.user_id,
             "artifact_uri": run.artifact_uri,
-            "params": dict(sorted(params[run.pk].items())),
-            "tags": dict(sorted(tags[run.pk].items())),
-            "metrics": dict(sorted(metrics[run.pk].items())),
+            "params": _by_key(params[run.pk], itemgetter("value")),
+            "tags": _by_key(tags[run.pk], itemgetter("value")),
+            "metrics": _by_key(metrics[run.pk], _latest),
         }
         for run in runs
     ]
+
+
+def _by_key(items: list[dict[str, Any]], value: Callable[[dict[str, Any]], Any]) -> dict:
+    return {item["key"]: value(item) for item in sorted(items, key=itemgetter("key"))}
+
+
+def _latest(metric: dict[str, Any]) -> dict[str, Any]:
+    return {"value": metric["value"], "step": metric["step"], "timestamp": metric["timestamp"]}
 
 
 def run_data(run: Run) -> dict[str, Any]:
@@ -181,8 +167,7 @@ class RunDetailView(APIView):
         responses={200: RunSerializer, **errors(401, 403, 404)},
     )
     def get(self, request: Request, run_id: str, **kwargs: Any) -> Response:
-        workspace = workspace_for(request, kwargs)
-        return Response(run_data(run_for(workspace, run_id)))
+        return Response(run_data(run_for(request, kwargs, run_id)))
 
     @extend_schema(
         operation_id="runs_update",
@@ -194,9 +179,8 @@ class RunDetailView(APIView):
         responses={200: RunSerializer, **errors(400, 401, 403, 404)},
     )
     def patch(self, request: Request, run_id: str, **kwargs: Any) -> Response:
-        workspace = workspace_for(request, kwargs, write=True)
         with transaction.atomic():
-            run = run_for(workspace, run_id, for_update=True)
+            run = run_for(request, kwargs, run_id, write=True, for_update=True)
             body = RunUpdateSerializer(data=request.data)
             body.is_valid(raise_exception=True)
             status = body.validated_data.get("status")
@@ -216,11 +200,8 @@ class RunDetailView(APIView):
         responses={200: RunSerializer, **errors(401, 403, 404)},
     )
     def delete(self, request: Request, run_id: str, **kwargs: Any) -> Response:
-        workspace = workspace_for(request, kwargs, write=True)
-        run = run_for(workspace, run_id)
-        if run.lifecycle_stage != LifecycleStage.DELETED:
-            svc.run_delete(run=run)
-            portal_services.audit_record(actor=request.user, action="delete", target=run)
+        run = run_for(request, kwargs, run_id, write=True)
+        stage_change(request, run, "delete", partial(svc.run_delete, run=run))
         return Response(run_data(run))
 
 
@@ -234,16 +215,13 @@ class RunRestoreView(APIView):
         responses={200: RunSerializer, **errors(400, 401, 403, 404)},
     )
     def post(self, request: Request, run_id: str, **kwargs: Any) -> Response:
-        workspace = workspace_for(request, kwargs, write=True)
-        run = run_for(workspace, run_id)
-        if run.lifecycle_stage != LifecycleStage.ACTIVE:
-            if run.experiment.lifecycle_stage != LifecycleStage.ACTIVE:
-                raise InvalidParameter(
-                    f"Run {run.run_uuid} belongs to a deleted experiment; "
-                    "restore the experiment first."
-                )
-            svc.run_restore(run=run)
-            portal_services.audit_record(actor=request.user, action="restore", target=run)
+        run = run_for(request, kwargs, run_id, write=True)
+        active = LifecycleStage.ACTIVE
+        if run.lifecycle_stage != active and run.experiment.lifecycle_stage != active:
+            raise InvalidParameter(
+                f"Run {run.run_uuid} belongs to a deleted experiment; restore the experiment first."
+            )
+        stage_change(request, run, "restore", partial(svc.run_restore, run=run))
         return Response(run_data(run))
 
 
@@ -259,9 +237,8 @@ class RunPurgeView(APIView):
         },
     )
     def post(self, request: Request, run_id: str, **kwargs: Any) -> Response:
-        workspace = workspace_for(request, kwargs, write=True)
-        run = run_for(workspace, run_id)
-        purge.run_purge(actor=request.user, workspace=workspace, runs=[run])
+        run = run_for(request, kwargs, run_id, write=True)
+        purge.run_purge(actor=request.user, workspace=run.workspace, runs=[run])
         return Response(status=204)
 
 
@@ -276,9 +253,8 @@ class RunCancelView(APIView):
         responses={200: RunSerializer, **errors(400, 401, 403, 404)},
     )
     def post(self, request: Request, run_id: str, **kwargs: Any) -> Response:
-        workspace = workspace_for(request, kwargs, write=True)
         with transaction.atomic():
-            run = run_for(workspace, run_id, for_update=True)
+            run = run_for(request, kwargs, run_id, write=True, for_update=True)
             was = run.status
             svc.run_cancel(run=run)
             if run.status != was:
