@@ -71,6 +71,25 @@ def follow_job(
     return job
 
 
+def finish_job(
+    client: HttpClient,
+    job: dict[str, Any],
+    *,
+    wait: bool,
+    show_progress: bool = True,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """The job as the server started it, or with `wait` its final state (see follow_job).
+
+    Raises:
+        JobFailedError: waiting, the job failed.
+        MLStudioError: waiting, the timeout passed first.
+    """
+    if not wait:
+        return job
+    return follow_job(client, job, show_progress=show_progress, timeout=timeout)
+
+
 def _draw(bar: tqdm, job: dict[str, Any]) -> None:
     percent = 100 if job.get("status") == "succeeded" else int(job.get("percent") or 0)
     bar.set_postfix_str(f"{job.get('status')}: {job.get('phase') or ''}".rstrip(": "), False)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlstudio._http import segment
-from mlstudio._progress import follow_job
+from mlstudio._progress import finish_job
 from mlstudio.exceptions import ConflictError, ExperimentNotFound, UserErrorException
 from mlstudio.run import PARENT_TAG, RUN_TYPE_TAG, Run
 
@@ -150,11 +150,6 @@ class Experiment:
         Raises:
             ExperimentNotFound: it does not exist.
         """
-        dto = self._resolve()
-        if dto is None:
-            raise ExperimentNotFound(
-                f"No experiment named {self._name!r} in {self.workspace.name}."
-            )
         self._dto = self.workspace._client.get(self._path(), not_found=ExperimentNotFound)
         return dict(self._dto)
 
@@ -269,9 +264,9 @@ class Experiment:
         if not self.archived:
             self.archive()
         job = self.workspace._client.post(self._path("purge"), not_found=ExperimentNotFound)
-        if not wait:
-            return job
-        return follow_job(self.workspace._client, job, show_progress=show_progress, timeout=timeout)
+        return finish_job(
+            self.workspace._client, job, wait=wait, show_progress=show_progress, timeout=timeout
+        )
 
     def __repr__(self) -> str:
         return f"Experiment(Name: {self._name}, Workspace: {self.workspace.name})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlstudio._http import Auth, HttpClient, check_subscription_id, make_client, segment
-from mlstudio._progress import follow_job
+from mlstudio._progress import finish_job
 from mlstudio.exceptions import ConflictError, ResourceGroupNotFound, SubscriptionNotFound
 
 if TYPE_CHECKING:
@@ -106,9 +106,9 @@ class ResourceGroup:
         job = self._client.delete(
             self._path, params={"confirm": self.name}, not_found=ResourceGroupNotFound
         )
-        if not wait:
-            return job
-        return follow_job(self._client, job, show_progress=show_progress, timeout=timeout)
+        return finish_job(
+            self._client, job, wait=wait, show_progress=show_progress, timeout=timeout
+        )
 
     def __repr__(self) -> str:
         return f"ResourceGroup({self.subscription_id!r}, {self.name!r})"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from mlstudio import _renewal
 from mlstudio._config import CONFIG_DIR, CONFIG_FILE, load_config
 from mlstudio._http import Auth, HttpClient, check_subscription_id, make_client, segment
-from mlstudio._progress import follow_job
+from mlstudio._progress import finish_job
 from mlstudio.exceptions import (
     ConflictError,
     NotFoundError,
@@ -442,9 +442,9 @@ class Workspace:
         job = self._client.delete(
             self._path, params={"confirm": self._name}, not_found=WorkspaceNotFound
         )
-        if not wait:
-            return job
-        return follow_job(self._client, job, show_progress=show_progress, timeout=timeout)
+        return finish_job(
+            self._client, job, wait=wait, show_progress=show_progress, timeout=timeout
+        )
 
     def __repr__(self) -> str:
         return (

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,10 +87,20 @@ with open(sys.argv[1], "w") as handle:
 """
 
 
+def _sources() -> list[Path]:
+    """What the SDK is built from: its pyproject.toml and the modules of the packages that
+    lists (``mlstudio`` is this folder; the tests are no package of it)."""
+    with (SDK / "pyproject.toml").open("rb") as handle:
+        packages = tomllib.load(handle)["tool"]["setuptools"]["packages"]
+    folders = [SDK.joinpath(*name.split(".")[1:]) for name in packages]
+    return [SDK / "pyproject.toml", *sorted(p for folder in folders for p in folder.glob("*.py"))]
+
+
 def _fingerprint() -> str:
     digest = hashlib.sha256()
-    for path in [SDK / "pyproject.toml", *sorted(SDK.glob("*.py"))]:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in _sources():
+        name = path.relative_to(SDK).as_posix()
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     for name in PINNED:
         digest.update(f"{name}=={importlib.metadata.version(name)}\n".encode())
     digest.update(sys.version.encode())
@@ -101,9 +112,10 @@ def _build(venv: Path, log: Path) -> None:
     leaves nothing in the source tree) with the server's mlflow and scikit-learn versions."""
     source = venv.parent / f"{venv.name}-src" / "mlstudio"
     shutil.rmtree(source.parent, ignore_errors=True)
-    source.mkdir(parents=True)
-    for path in [SDK / "pyproject.toml", *SDK.glob("*.py")]:
-        shutil.copy2(path, source / path.name)
+    for path in _sources():
+        target = source / path.relative_to(SDK)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
     pins = [f"{name}=={importlib.metadata.version(name)}" for name in PINNED]
     with log.open("w") as out:
