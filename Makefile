@@ -53,4 +53,4 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; }
 
 clean:
-	rm -rf $(VENV) var/static var/test-*.sqlite3*
+	rm -rf $(VENV) var/static var/test-*.sqlite3* var/sdk-venv-* var/ci
