@@ -115,6 +115,25 @@ class CursorPagination(pagination.CursorPagination):
     def max_page_size(self) -> int:
         return settings.API_MAX_PAGE_SIZE
 
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        """The same words for `cursor` and `page_size` as the hand-paged lists."""
+        return [
+            {
+                "name": self.cursor_query_param,
+                "required": False,
+                "in": "query",
+                "description": CURSOR_DESCRIPTION,
+                "schema": {"type": "string"},
+            },
+            {
+                "name": self.page_size_query_param,
+                "required": False,
+                "in": "query",
+                "description": PAGE_SIZE_DESCRIPTION,
+                "schema": {"type": "integer"},
+            },
+        ]
+
     def get_page_size(self, request: Request) -> int:
         # DRF quietly ignores a bad ?page_size=; the contract answers 400, as the
         # hand-paged views do.
@@ -142,11 +161,27 @@ class CursorPagination(pagination.CursorPagination):
         return cursor
 
 
+PAGE_SIZE_DESCRIPTION = (
+    f"Items per page, 1–{settings.API_MAX_PAGE_SIZE} (default {settings.API_PAGE_SIZE}). "
+    "Example: `50`."
+)
+CURSOR_DESCRIPTION = (
+    "Where the page starts. Leave it out for the first page; for the next one, follow the "
+    "`next` URL of the answer, which carries it (for example "
+    "`…/runs?page_size=50&cursor=eyJ0b2tlbiI6ICJNVEF3In0`). Cursors are opaque: do not "
+    "build or change one (400)."
+)
 PAGE_SIZE_PARAM = OpenApiParameter(
-    "page_size", int, description="Items per page (1–1000).", required=False
+    "page_size",
+    int,
+    description=PAGE_SIZE_DESCRIPTION,
+    required=False,
 )
 CURSOR_PARAM = OpenApiParameter(
-    "cursor", str, description="The opaque cursor of a `next` link.", required=False
+    "cursor",
+    str,
+    description=CURSOR_DESCRIPTION,
+    required=False,
 )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework.permissions import AllowAny
 
 from portal.api.serializers import ErrorSerializer
@@ -38,10 +38,47 @@ ERROR_DESCRIPTIONS = {
     429: "REQUEST_LIMIT_EXCEEDED: too many requests; wait for Retry-After seconds.",
 }
 
+# One example body per error answer, so a reader sees the shape filled in.
+ERROR_EXAMPLES = {
+    400: ("INVALID_PARAMETER_VALUE", "page_size: must be between 1 and 1000."),
+    401: ("UNAUTHENTICATED", "The token is invalid, expired or revoked."),
+    403: ("PERMISSION_DENIED", "This needs the contributor role on the workspace."),
+    404: ("RESOURCE_DOES_NOT_EXIST", "Workspace not found"),
+    429: ("REQUEST_LIMIT_EXCEEDED", "Request was throttled. Expected available in 12 seconds."),
+}
+
+
+def error_response(code: int) -> OpenApiResponse:
+    """The documented answer for one error status: the error shape, with an example."""
+    error_code, message = ERROR_EXAMPLES[code]
+    example = OpenApiExample(error_code, value={"error_code": error_code, "message": message})
+    return OpenApiResponse(ErrorSerializer, ERROR_DESCRIPTIONS[code], examples=[example])
+
 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     """Error answers for extend_schema(responses=...), all in the one error shape."""
-    return {code: OpenApiResponse(ErrorSerializer, ERROR_DESCRIPTIONS[code]) for code in codes}
+    return {code: error_response(code) for code in codes}
+
+
+# What a success answer says when the view does not say more.
+SUCCESS_DESCRIPTIONS = {
+    "200": "OK.",
+    "201": "Created.",
+    "202": "Accepted: a deletion job, queued. Poll its `url` until `is_finished`.",
+    "204": "Done; no body.",
+}
+
+# Path parameters, described once for every operation that has them.
+PATH_PARAMETERS = {
+    "subscription_id": "The subscription's id.",
+    "resource_group": "The resource group's name.",
+    "workspace": "The workspace's name.",
+    "username": "The user's login name.",
+    "experiment_id": "The experiment's id (a number, as MLflow gives it).",
+    "run_id": "The run's id (32 hex digits, as MLflow gives it).",
+    "job_id": "The deletion job's id: the `id` of the 202 answer that started it.",
+    "token_id": "The token's id (not its secret).",
+}
 
 
 class AutoSchema(openapi.AutoSchema):
@@ -73,10 +110,19 @@ class AutoSchema(openapi.AutoSchema):
         responses = super()._get_response_bodies(direction)
         for code in self._default_error_codes():
             if str(code) not in responses:
-                responses[str(code)] = self._get_response_for_code(
-                    OpenApiResponse(ErrorSerializer, ERROR_DESCRIPTIONS[code]), str(code)
-                )
-        return responses
+                responses[str(code)] = self._get_response_for_code(error_response(code), str(code))
+        for code, response in responses.items():
+            if not response.get("description") and code in SUCCESS_DESCRIPTIONS:
+                response["description"] = SUCCESS_DESCRIPTIONS[code]
+        # Success first, then the errors in numeric order, whatever order they were added.
+        return dict(sorted(responses.items()))
+
+    def _resolve_path_parameters(self, variables: list[str]) -> list[dict[str, Any]]:
+        parameters = super()._resolve_path_parameters(variables)
+        for parameter in parameters:
+            if parameter["name"] in PATH_PARAMETERS and not parameter.get("description"):
+                parameter["description"] = PATH_PARAMETERS[parameter["name"]]
+        return parameters
 
     def _get_response_headers_for_code(self, status_code: str, direction: str = "response"):
         headers = super()._get_response_headers_for_code(status_code, direction)

@@ -6,6 +6,7 @@ import re
 from typing import Any, Literal
 
 from django.urls import reverse
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from portal import validators
@@ -16,17 +17,50 @@ from portal.services import TOKEN_MAX_LIFETIME
 class ErrorSerializer(serializers.Serializer):
     """Every error answer: MLflow-style code and a message for people."""
 
-    error_code = serializers.CharField()
-    message = serializers.CharField()
+    error_code = serializers.CharField(
+        help_text="What went wrong, for programs: INVALID_PARAMETER_VALUE, "
+        "RESOURCE_DOES_NOT_EXIST, PERMISSION_DENIED, …"
+    )
+    message = serializers.CharField(help_text="What went wrong, for people.")
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A workspace deletion, under way",
+            value={
+                "id": "0b6a4c1e-5f0e-4a53-9d7e-2f1f4d1c9a10",
+                "kind": "workspace",
+                "label": "Research › rg-vision › ws-detection",
+                "status": "running",
+                "phase": "Deleting artifacts",
+                "progress_done": 120,
+                "progress_total": 480,
+                "percent": 25,
+                "is_finished": False,
+                "error": "",
+                "attempts": 1,
+                "created_at": "2026-11-26T13:02:11Z",
+                "started_at": "2026-11-26T13:02:12Z",
+                "updated_at": "2026-11-26T13:02:40Z",
+                "finished_at": None,
+                "url": "https://mlstudio.example.com/api/v1/jobs/0b6a4c1e-5f0e-4a53-9d7e-2f1f4d1c9a10",
+                "page_url": "https://mlstudio.example.com/jobs/0b6a4c1e-5f0e-4a53-9d7e-2f1f4d1c9a10/",
+            },
+            response_only=True,
+            status_codes=["200", "202"],
+        )
+    ]
+)
 class DeletionJobSerializer(serializers.ModelSerializer):
     """A cascade deletion as a script follows it: poll `url` until status is final."""
 
-    percent = serializers.IntegerField(read_only=True)
-    is_finished = serializers.BooleanField(read_only=True)
-    url = serializers.SerializerMethodField()
-    page_url = serializers.SerializerMethodField()
+    percent = serializers.IntegerField(read_only=True, help_text="0–100.")
+    is_finished = serializers.BooleanField(
+        read_only=True, help_text="True once `status` is succeeded or failed: stop polling."
+    )
+    url = serializers.SerializerMethodField(help_text="Where to poll this job (GET).")
+    page_url = serializers.SerializerMethodField(help_text="The job's page, for a browser.")
 
     class Meta:
         model = DeletionJob
@@ -50,6 +84,16 @@ class DeletionJobSerializer(serializers.ModelSerializer):
             "page_url",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "label": {"help_text": "What is deleted, as a path in the tree."},
+            "phase": {"help_text": "What the job is doing now, in words."},
+            "progress_done": {"help_text": "Steps done, of `progress_total`."},
+            "error": {"help_text": "Why the last attempt failed; empty while all goes well."},
+            "attempts": {
+                "help_text": "Tries so far: a failing job is retried a few times on its own "
+                "before its status becomes failed."
+            },
+        }
 
     def _absolute(self, path: str) -> str:
         request = self.context.get("request")

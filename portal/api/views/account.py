@@ -50,6 +50,12 @@ class LoginView(APIView):
 
     @extend_schema(
         operation_id="login",
+        summary="Sign in and get a token",
+        description="What `mlstudio login` does. The answer holds the token's secret, shown "
+        "this once; send it as `Authorization: Bearer <token>`. The token has full scope and "
+        "does not expire unless `expires_in` (seconds, at most ten years) is given. Wrong "
+        "credentials are a 401 with one message whether the user exists or not. Password "
+        "attempts have their own, stricter rate limit per client address.",
         request=LoginRequestSerializer,
         responses={201: LoginResponseSerializer, **error_responses(400, 401, 429)},
         auth=[],
@@ -81,7 +87,14 @@ class LoginView(APIView):
 
 
 class CurrentUserView(APIView):
-    @extend_schema(operation_id="user_get", responses=CurrentUserSerializer, tags=["account"])
+    @extend_schema(
+        operation_id="user_get",
+        summary="Who am I",
+        description="The signed-in user, and the token of this request with its limits "
+        "(`null` for a browser session).",
+        responses=CurrentUserSerializer,
+        tags=["account"],
+    )
     def get(self, request: Request) -> Response:
         user = request.user
         token = request_token(request)
@@ -100,6 +113,10 @@ class TokenListView(GenericAPIView):
 
     @extend_schema(
         operation_id="tokens_list",
+        summary="List my tokens",
+        description="Every personal token of the caller, newest first, including expired "
+        "and revoked ones (see `status`); secrets are never shown again, only their "
+        "`prefix`. Tracking tokens cannot call this (403).",
         responses={200: TokenSerializer(many=True), **error_responses(403)},
         tags=["account"],
     )
@@ -110,6 +127,13 @@ class TokenListView(GenericAPIView):
 
     @extend_schema(
         operation_id="tokens_create",
+        summary="Create a token",
+        description="The answer holds the secret, shown this once. Leave out `scope` for "
+        "full access, `workspace_id` for every workspace, `expires_in` for no expiry.\n\n"
+        "**Limits when the request itself uses a token:** the new token inherits what it "
+        "does not ask for and may not exceed its parent: no wider scope (read < write < "
+        "full), no other workspace than a workspace-bound parent's, and no later expiry "
+        "than the parent's (each a 403). Tracking tokens cannot create tokens.",
         request=TokenCreateSerializer,
         responses={201: TokenCreatedSerializer, **error_responses(403, 404)},
         tags=["account"],
@@ -136,7 +160,10 @@ class TokenListView(GenericAPIView):
 
 class TokenDetailView(APIView):
     @extend_schema(
-        operation_id="tokens_delete",
+        operation_id="tokens_revoke",
+        summary="Revoke a token",
+        description="The token stops working at once; it stays listed with status "
+        "`revoked`. Revoking a revoked token is a 204 too.",
         responses={204: None, **error_responses(403)},
         tags=["account"],
     )

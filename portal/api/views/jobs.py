@@ -19,7 +19,18 @@ from portal.models import DeletionJob
 
 
 class JobView(APIView):
-    @extend_schema(operation_id="jobs_get", responses=DeletionJobSerializer, tags=["jobs"])
+    @extend_schema(
+        operation_id="jobs_get",
+        summary="Get a deletion job (poll it)",
+        description="A job starts `queued`, turns `running` (with `phase` and "
+        "`progress_done` of `progress_total` telling how far it is), and ends `succeeded` "
+        "or `failed` (`error` says why; a failed job can be retried). Poll every few "
+        "seconds until `is_finished` is true. `page_url` is the same job for a browser.\n\n"
+        "Visible to whoever asked for the deletion and to readers of the scope above what "
+        "was deleted.",
+        responses=DeletionJobSerializer,
+        tags=["jobs"],
+    )
     def get(self, request: Request, job_id: UUID) -> Response:
         access = job_access(request, job_id)
         return job_response(request, access.job)
@@ -28,6 +39,10 @@ class JobView(APIView):
 class JobRetryView(APIView):
     @extend_schema(
         operation_id="jobs_retry",
+        summary="Retry a failed deletion job",
+        description="Queues a `failed` job again; it carries on where it stopped. Any "
+        "other status is a 400. Allowed to whoever asked for the deletion and to "
+        "contributors of the scope above.",
         request=None,
         responses={202: DeletionJobSerializer, **error_responses(400, 403)},
         tags=["jobs"],

@@ -24,20 +24,54 @@ class OldestFirst(CursorPagination):
 
 
 class MemberSchema(AutoSchema):
-    """One view serves three paths: name operations after the scope of the path
-    (workspace_members_list, resource_group_members_set, …)."""
+    """One view serves three paths: name and describe operations after the scope of the
+    path (workspace_members_list, "List the members of a resource group", …)."""
 
     verbs = {"GET": "list", "PUT": "set", "DELETE": "remove"}
+    summaries = {
+        "GET": "List the members of a {scope}",
+        "PUT": "Give a user a role on a {scope}",
+        "DELETE": "Remove a user's role on a {scope}",
+    }
+
+    def _scope_kind(self) -> str:
+        if "{workspace}" in self.path:
+            return "workspace"
+        return "resource_group" if "{resource_group}" in self.path else "subscription"
 
     def get_operation_id(self) -> str:
-        scope = (
-            "workspace"
-            if "{workspace}" in self.path
-            else "resource_group"
-            if "{resource_group}" in self.path
-            else "subscription"
-        )
-        return f"{scope}_members_{self.verbs[self.method]}"
+        return f"{self._scope_kind()}_members_{self.verbs[self.method]}"
+
+    def get_summary(self) -> str:
+        return self.summaries[self.method].format(scope=self._scope_kind().replace("_", " "))
+
+    def get_description(self) -> str:
+        scope = self._scope_kind()
+        if self.method == "GET":
+            above = {
+                "subscription": "",
+                "resource_group": " and those inherited from its subscription (`inherited: true`)",
+                "workspace": " and those inherited from its resource group and subscription "
+                "(`inherited: true`)",
+            }[scope]
+            return (
+                f"Who holds a role here: the grants made on this {scope.replace('_', ' ')}"
+                f"{above}, oldest first. Needs a role here."
+            )
+        if self.method == "PUT":
+            text = (
+                "Grants the role here, or changes the role the user already has here"
+                + ("" if scope == "workspace" else "; it holds on everything below too")
+                + ". Owners only; the user must exist (404 otherwise)."
+            )
+        else:
+            text = (
+                "Removes the grant made here (404 when the user has none here; a role "
+                "inherited from above is removed where it was granted). Owners only."
+            )
+        if scope == "subscription":
+            text += " A subscription keeps at least one owner: taking the last one away is a 400."
+        return text
 
 
 def _scope(request: Request, min_role: str, kwargs: dict[str, Any]) -> Access:
@@ -98,7 +132,10 @@ class MemberDetailView(APIView):
         )
         return Response(MembershipSerializer(membership, context=_context(access)).data)
 
-    @extend_schema(responses={204: None, **error_responses(400, 403)}, tags=["members"])
+    @extend_schema(
+        responses={204: None, **error_responses(400, 403)},
+        tags=["members"],
+    )
     def delete(self, request: Request, username: str, **kwargs: Any) -> Response:
         access = _scope(request, Role.OWNER, kwargs)
         membership = selectors.direct_membership(access.obj, username)

@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -38,12 +38,25 @@ from portal.api.serializers import (
 from portal.errors import PermissionDenied
 from portal.models import ResourceGroup, Role, Subscription, TokenKind, Workspace
 
-CONFIRM_PARAM = OpenApiParameter(
-    "confirm",
-    str,
-    required=True,
-    description="The exact name of what is deleted, as typed by a person; else 400 and "
-    "nothing is deleted.",
+
+def _confirm_param(example: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        "confirm",
+        str,
+        required=True,
+        description="The exact name of what is deleted (case and all), as a person would "
+        "type it to confirm. Missing or different: 400, and nothing is deleted.",
+        examples=[OpenApiExample("The name in the path", value=example)],
+    )
+
+
+# How a cascade deletion answers, for the DELETE operations of the tree.
+CASCADE_DELETION = (
+    "Answers **202** with a deletion job at once; the deleting happens in the background. "
+    "Poll the job's `url` (`GET /api/v1/jobs/{{job_id}}`) until `is_finished`; a failed "
+    "job can be retried. From the 202 on, the {what} is gone from every list and lookup, "
+    "and its name stays taken until the job has finished.\n\n"
+    "Needs the contributor role and `confirm` set to the {what}'s name."
 )
 
 
@@ -106,6 +119,9 @@ class SubscriptionListView(ScopeListView):
 
     @extend_schema(
         operation_id="subscriptions_list",
+        summary="List subscriptions",
+        description="The subscriptions the caller can see, by name, each with the caller's "
+        "`role` on it (`null` when they only see it because of a role further down).",
         responses=SubscriptionSerializer(many=True),
         tags=["subscriptions"],
     )
@@ -115,6 +131,9 @@ class SubscriptionListView(ScopeListView):
 
     @extend_schema(
         operation_id="subscriptions_create",
+        summary="Create a subscription",
+        description="Administrators only (403 otherwise); the creator becomes its owner. "
+        "Names are unique (400 `RESOURCE_ALREADY_EXISTS`).",
         request=SubscriptionSerializer,
         responses={201: SubscriptionSerializer, **error_responses(403)},
         tags=["subscriptions"],
@@ -131,7 +150,11 @@ class SubscriptionListView(ScopeListView):
 
 class SubscriptionDetailView(APIView):
     @extend_schema(
-        operation_id="subscriptions_get", responses=SubscriptionSerializer, tags=["subscriptions"]
+        operation_id="subscriptions_get",
+        summary="Get a subscription",
+        description="With the caller's `role` on it.",
+        responses=SubscriptionSerializer,
+        tags=["subscriptions"],
     )
     def get(self, request: Request, subscription_id: UUID) -> Response:
         access = sub_access(request, subscription_id)
@@ -139,6 +162,8 @@ class SubscriptionDetailView(APIView):
 
     @extend_schema(
         operation_id="subscriptions_update",
+        summary="Rename a subscription or change its description",
+        description="Owners only. Fields left out keep their value.",
         request=SubscriptionUpdateSerializer,
         responses={200: SubscriptionSerializer, **error_responses(403)},
         tags=["subscriptions"],
@@ -164,6 +189,9 @@ class ResourceGroupListView(ScopeListView):
 
     @extend_schema(
         operation_id="resource_groups_list",
+        summary="List a subscription's resource groups",
+        description="The resource groups of the subscription that the caller can see, by "
+        "name, each with the caller's `role` on it.",
         responses=ResourceGroupSerializer(many=True),
         tags=["resource groups"],
     )
@@ -174,6 +202,10 @@ class ResourceGroupListView(ScopeListView):
 
     @extend_schema(
         operation_id="resource_groups_create",
+        summary="Create a resource group",
+        description="Needs the contributor role on the subscription. Names are unique in "
+        "the subscription (400 `RESOURCE_ALREADY_EXISTS`, also while a deleted group of the "
+        "same name is still being removed).",
         request=ResourceGroupSerializer,
         responses={201: ResourceGroupSerializer, **error_responses(403)},
         tags=["resource groups"],
@@ -188,6 +220,8 @@ class ResourceGroupListView(ScopeListView):
 class ResourceGroupDetailView(APIView):
     @extend_schema(
         operation_id="resource_groups_get",
+        summary="Get a resource group",
+        description="With the caller's `role` on it.",
         responses=ResourceGroupSerializer,
         tags=["resource groups"],
     )
@@ -197,6 +231,9 @@ class ResourceGroupDetailView(APIView):
 
     @extend_schema(
         operation_id="resource_groups_update",
+        summary="Replace a resource group's tags",
+        description="Needs the contributor role. `tags` replaces all the tags; send `{}` "
+        "to remove them.",
         request=ResourceGroupUpdateSerializer,
         responses={200: ResourceGroupSerializer, **error_responses(403)},
         tags=["resource groups"],
@@ -211,7 +248,9 @@ class ResourceGroupDetailView(APIView):
 
     @extend_schema(
         operation_id="resource_groups_delete",
-        parameters=[CONFIRM_PARAM],
+        summary="Delete a resource group and its workspaces (cascade job)",
+        description=CASCADE_DELETION.format(what="resource group"),
+        parameters=[_confirm_param("rg-vision")],
         responses={202: DeletionJobSerializer, **error_responses(400, 403)},
         tags=["resource groups"],
     )
@@ -231,6 +270,9 @@ class WorkspaceListView(ScopeListView):
 
     @extend_schema(
         operation_id="workspaces_list",
+        summary="List all my workspaces",
+        description="Every workspace the caller can see, anywhere in the tree, newest "
+        "first. For one resource group's, see `resource_group_workspaces_list`.",
         responses=WorkspaceDetailsSerializer(many=True),
         tags=["workspaces"],
     )
@@ -244,7 +286,9 @@ class ResourceGroupWorkspacesView(ScopeListView):
     serializer_class = WorkspaceDetailsSerializer
 
     @extend_schema(
-        operation_id="resource_groups_workspaces_list",
+        operation_id="resource_group_workspaces_list",
+        summary="List a resource group's workspaces",
+        description="The workspaces of the resource group that the caller can see, by name.",
         responses=WorkspaceDetailsSerializer(many=True),
         tags=["workspaces"],
     )
@@ -256,6 +300,10 @@ class ResourceGroupWorkspacesView(ScopeListView):
 
     @extend_schema(
         operation_id="workspaces_create",
+        summary="Create a workspace",
+        description="Needs the contributor role on the resource group. Names are unique in "
+        "the resource group (400 `RESOURCE_ALREADY_EXISTS`, also while a deleted workspace "
+        "of the same name is still being removed). The answer has its `mlflowTrackingUri`.",
         request=WorkspaceCreateSerializer,
         responses={201: WorkspaceDetailsSerializer, **error_responses(403)},
         tags=["workspaces"],
@@ -269,7 +317,12 @@ class ResourceGroupWorkspacesView(ScopeListView):
 
 class WorkspaceDetailView(APIView):
     @extend_schema(
-        operation_id="workspaces_get", responses=WorkspaceDetailsSerializer, tags=["workspaces"]
+        operation_id="workspaces_get",
+        summary="Get a workspace",
+        description="Its details in the shape of `Workspace.get_details()` of the SDK, with "
+        "the MLflow tracking URI and the caller's `role`.",
+        responses=WorkspaceDetailsSerializer,
+        tags=["workspaces"],
     )
     def get(
         self, request: Request, subscription_id: UUID, resource_group: str, workspace: str
@@ -279,6 +332,9 @@ class WorkspaceDetailView(APIView):
 
     @extend_schema(
         operation_id="workspaces_update",
+        summary="Change a workspace's description, friendly name or tags",
+        description="Needs the contributor role. Fields left out keep their value; `tags` "
+        "replaces all the tags. A workspace cannot be renamed.",
         request=WorkspaceUpdateSerializer,
         responses={200: WorkspaceDetailsSerializer, **error_responses(403)},
         tags=["workspaces"],
@@ -300,7 +356,10 @@ class WorkspaceDetailView(APIView):
 
     @extend_schema(
         operation_id="workspaces_delete",
-        parameters=[CONFIRM_PARAM],
+        summary="Delete a workspace (cascade job)",
+        description=CASCADE_DELETION.format(what="workspace")
+        + " Its experiments, runs, metrics and artifacts are deleted with it.",
+        parameters=[_confirm_param("ws-detection")],
         responses={202: DeletionJobSerializer, **error_responses(400, 403)},
         tags=["workspaces"],
     )
@@ -315,7 +374,16 @@ class TrackingTokenView(APIView):
     """Mint a short-lived token that works only in this workspace, for MLflow clients."""
 
     @extend_schema(
-        operation_id="workspaces_tracking_token",
+        operation_id="workspaces_tracking_token_create",
+        summary="Mint a tracking token for MLflow clients",
+        description="A short-lived token that works only in this workspace and only for "
+        "tracking; set it as `MLFLOW_TRACKING_TOKEN` with `MLFLOW_TRACKING_URI` set to "
+        "`tracking_uri`. Any role on the workspace may mint one.\n\n"
+        "**Limits:** it lives for the server's tracking-token lifetime (an hour unless "
+        "configured otherwise) and never longer than the token of this request. Its scope "
+        "is write (the caller's role still decides what it may do), or read when the "
+        "request's token is read-only. A tracking token cannot mint another "
+        "(403), so one cannot renew itself forever.",
         request=None,
         responses={201: TrackingTokenSerializer, **error_responses(403)},
         tags=["workspaces"],

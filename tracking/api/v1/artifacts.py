@@ -9,7 +9,12 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,12 +28,23 @@ from tracking.selectors import run_page
 
 class ArtifactListView(APIView):
     @extend_schema(
-        operation_id="runs_artifacts_list",
+        operation_id="artifacts_list",
         tags=["artifacts"],
-        summary="List a folder of the run's artifacts",
+        summary="List a folder of a run's artifacts",
+        description="The files and folders directly in one folder (not recursive); list a "
+        "sub-folder with its `path`. Each entry's `path` is relative to the run's root, "
+        "ready to pass to the download.",
         parameters=[
             OpenApiParameter(
-                "path", str, description='Folder relative to the run\'s root; "" for the root.'
+                "path",
+                str,
+                description="The folder, relative to the run's artifact root, with `/` "
+                "between names. Left out or empty: the root. `..` and absolute paths are "
+                "refused (400).",
+                examples=[
+                    OpenApiExample("the root", value=""),
+                    OpenApiExample("a sub-folder", value="model/data"),
+                ],
             )
         ],
         responses={200: ArtifactListSerializer, **errors(400, 401, 403, 404)},
@@ -54,15 +70,20 @@ class ArtifactDownloadView(APIView):
         return renderer, renderer.media_type
 
     @extend_schema(
-        operation_id="runs_artifacts_download",
+        operation_id="artifacts_download",
         tags=["artifacts"],
-        summary="Download one artifact file (streamed, as an attachment)",
+        summary="Download an artifact file",
+        description="The file's bytes, streamed as an attachment "
+        "(`application/octet-stream`), whatever the `Accept` header asks; errors are JSON. "
+        "A folder is a 400: list it instead.",
         parameters=[
             OpenApiParameter(
                 "path",
                 {"type": "string", "minLength": 1},
                 required=True,
-                description="File relative to the run's root.",
+                description="The file, relative to the run's artifact root (as `path` in "
+                "the folder listing).",
+                examples=[OpenApiExample("a file", value="model/MLmodel")],
             )
         ],
         responses={

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 
 from portal import services as portal_services
 from portal.api.common import ws_access
-from portal.api.serializers import ErrorSerializer
+from portal.api.schema import error_responses
 from portal.errors import InvalidParameter, NotFound
 from portal.models import Role, Workspace
 from tracking.models import Experiment, LifecycleStage, Run
@@ -23,20 +23,11 @@ from tracking.selectors import experiment_get, run_get
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 VIEWS = {"active": "ACTIVE_ONLY", "deleted": "DELETED_ONLY", "all": "ALL"}
 
-_ERRORS = {
-    400: "Invalid parameter value (INVALID_PARAMETER_VALUE).",
-    401: "Not authenticated (UNAUTHENTICATED).",
-    403: "The role (or the token's scope) does not allow this (PERMISSION_DENIED).",
-    404: "Not found, or not visible to the caller (RESOURCE_DOES_NOT_EXIST).",
-}
-
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Documented error answers, all with the one error shape."""
-    return {
-        code: OpenApiResponse(ErrorSerializer, description=_ERRORS[code])
-        for code in codes or _ERRORS
-    }
+    """Documented error answers (400, 401, 403 and 404 when none are named), all with
+    the one error shape of portal.api.schema."""
+    return error_responses(*(codes or (400, 401, 403, 404)))
 
 
 VIEW_PARAM = OpenApiParameter(
@@ -44,7 +35,8 @@ VIEW_PARAM = OpenApiParameter(
     str,
     enum=list(VIEWS),
     default="active",
-    description="Which lifecycle stage to list.",
+    description="Which to list: `active` (the default), `deleted` (soft-deleted, still "
+    "restorable) or `all`.",
 )
 
 

@@ -115,10 +115,23 @@ class ExperimentListView(APIView):
     @extend_schema(
         operation_id="experiments_list",
         tags=["experiments"],
-        summary="List the workspace's experiments (newest first)",
+        summary="List experiments",
+        description="The workspace's experiments, newest first, paged (follow `next`). "
+        "Narrow them by exact `name`, by a `search` in the name, and by lifecycle stage "
+        "with `view`.",
         parameters=[
-            OpenApiParameter("name", str, description="Exact experiment name."),
-            OpenApiParameter("search", str, description="Substring of the name, any case."),
+            OpenApiParameter(
+                "name",
+                str,
+                description="Only the experiment with exactly this name. Example: "
+                "`fraud-detection`.",
+            ),
+            OpenApiParameter(
+                "search",
+                str,
+                description="Only experiments whose name contains this text, in any case. "
+                "Example: `fraud` finds `fraud-detection` and `Fraud v2`.",
+            ),
             VIEW_PARAM,
             PAGE_SIZE_PARAM,
             CURSOR_PARAM,
@@ -137,6 +150,9 @@ class ExperimentListView(APIView):
         operation_id="experiments_create",
         tags=["experiments"],
         summary="Create an experiment",
+        description="Needs the contributor role. Names follow MLflow's rules and are "
+        "unique in the workspace, deleted experiments included (400 "
+        "`RESOURCE_ALREADY_EXISTS`). Its artifacts go under `artifact_location`.",
         request=ExperimentCreateSerializer,
         responses={201: ExperimentSerializer, **errors(400, 401, 403, 404)},
     )
@@ -162,7 +178,8 @@ class ExperimentDetailView(APIView):
     @extend_schema(
         operation_id="experiments_get",
         tags=["experiments"],
-        summary="Get an experiment (active or deleted)",
+        summary="Get an experiment",
+        description="Active or soft-deleted (see `lifecycle_stage`).",
         responses={200: ExperimentSerializer, **errors(401, 403, 404)},
     )
     def get(self, request: Request, experiment_id: str, **kwargs: Any) -> Response:
@@ -171,8 +188,9 @@ class ExperimentDetailView(APIView):
     @extend_schema(
         operation_id="experiments_rename",
         tags=["experiments"],
-        summary="Rename an active experiment",
-        description="A body without `name` changes nothing.",
+        summary="Rename an experiment",
+        description="Needs the contributor role; only an active experiment can be renamed "
+        "(400 for a deleted one). A body without `name` changes nothing.",
         request=ExperimentUpdateSerializer,
         responses={200: ExperimentSerializer, **errors(400, 401, 403, 404)},
     )
@@ -192,8 +210,16 @@ class ExperimentDetailView(APIView):
     @extend_schema(
         operation_id="experiments_delete",
         tags=["experiments"],
-        summary="Soft-delete an experiment and its runs (restorable)",
-        responses={200: ExperimentSerializer, **errors(401, 403, 404)},
+        summary="Delete an experiment (soft, restorable)",
+        description="A soft delete: the experiment and its active runs move to "
+        "`lifecycle_stage: deleted`, are hidden from default lists (see `view`) and can "
+        "be restored. Nothing is removed; to remove it for good, **purge** it afterwards. "
+        "Deleting a deleted experiment changes nothing and answers the same. Answers the "
+        "experiment (200), not 204.",
+        responses={
+            200: OpenApiResponse(ExperimentSerializer, "The experiment, now deleted."),
+            **errors(401, 403, 404),
+        },
     )
     def delete(self, request: Request, experiment_id: str, **kwargs: Any) -> Response:
         experiment = experiment_for(request, kwargs, experiment_id, write=True)
@@ -207,7 +233,10 @@ class ExperimentRestoreView(APIView):
     @extend_schema(
         operation_id="experiments_restore",
         tags=["experiments"],
-        summary="Restore a deleted experiment and the runs deleted with it",
+        summary="Restore a deleted experiment",
+        description="Brings back the experiment and the runs deleted with it (runs deleted "
+        "before it stay deleted). Restoring an active experiment changes nothing. Once a "
+        "purge has started it can no longer be restored (400).",
         request=None,
         responses={200: ExperimentSerializer, **errors(400, 401, 403, 404)},
     )
@@ -223,9 +252,11 @@ class ExperimentPurgeView(APIView):
     @extend_schema(
         operation_id="experiments_purge",
         tags=["experiments"],
-        summary="Purge a deleted experiment for good, in the background",
-        description="The experiment must be deleted first. Poll the job's `url` until "
-        "`is_finished`; asking again while a purge runs returns that job.",
+        summary="Purge a deleted experiment (background job)",
+        description="Removes a soft-deleted experiment for good, with its runs, metric "
+        "history and artifacts. It must be deleted first (400 otherwise). Answers **202** "
+        "with a deletion job: poll its `url` (`GET /api/v1/jobs/{job_id}`) until "
+        "`is_finished`. Asking again while the purge runs returns the same job.",
         request=None,
         responses={
             202: OpenApiResponse(DeletionJobSerializer, description="The purge job."),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -39,7 +39,12 @@ DEFAULT_POINTS = 500
 MIN_POINTS, MAX_POINTS = 4, 10_000  # a sampled bucket keeps up to 4 points
 
 KEY_PARAM = OpenApiParameter(
-    "key", {"type": "string", "minLength": 1}, required=True, description="The metric key."
+    "key",
+    {"type": "string", "minLength": 1},
+    required=True,
+    description="The metric's key, as logged (`mlflow.log_metric(key, …)`). A key the run "
+    "never logged gives no points, not a 404.",
+    examples=[OpenApiExample("a metric", value="val_loss")],
 )
 STEP = {"type": "integer", "format": "int64", "minimum": INT64_MIN, "maximum": INT64_MAX}
 
@@ -75,9 +80,12 @@ def _decode_after(cursor: dict[str, Any]) -> tuple | None:
 
 class LatestMetricsView(APIView):
     @extend_schema(
-        operation_id="runs_metrics",
+        operation_id="metrics_latest",
         tags=["metrics"],
-        summary="The latest value of each of the run's metrics, by key",
+        summary="Latest metric values",
+        description="The last logged value of each of the run's metrics (highest step, "
+        "then latest timestamp), by key. Not paged. Values that are not finite numbers are "
+        '"NaN", "Infinity" or "-Infinity", as MLflow writes them.',
         responses={200: MetricSerializer(many=True), **errors(401, 403, 404)},
     )
     def get(self, request: Request, run_id: str, **kwargs: Any) -> Response:
@@ -97,9 +105,12 @@ class LatestMetricsView(APIView):
 
 class MetricHistoryView(APIView):
     @extend_schema(
-        operation_id="runs_metric_history",
+        operation_id="metrics_history",
         tags=["metrics"],
-        summary="Every point of one metric, in step order, paged",
+        summary="Full history of a metric",
+        description="Every logged point of one metric, in step order (then timestamp), "
+        "paged: follow `next` until it is `null`. For a chart, the sampled history is "
+        "lighter.",
         parameters=[KEY_PARAM, PAGE_SIZE_PARAM, CURSOR_PARAM],
         responses={200: MetricHistoryPageSerializer, **errors(400, 401, 403, 404)},
     )
@@ -124,9 +135,9 @@ class MetricHistoryView(APIView):
 
 class SampledHistoryView(APIView):
     @extend_schema(
-        operation_id="runs_metric_sampled",
+        operation_id="metrics_sampled",
         tags=["metrics"],
-        summary="One metric downsampled for charts (lowest and highest kept)",
+        summary="Sampled history of a metric (for charts)",
         description="At most about `max_points` points, in step order. A series that fits "
         "comes back whole; a longer one is cut into buckets of equal step range, each "
         "keeping its first, last, lowest and highest point, so no spike is hidden.",
@@ -136,10 +147,22 @@ class SampledHistoryView(APIView):
                 "max_points",
                 {"type": "integer", "minimum": MIN_POINTS, "maximum": MAX_POINTS},
                 default=DEFAULT_POINTS,
-                description=f"Points to return at most ({MIN_POINTS}–{MAX_POINTS}).",
+                description=f"About how many points to return at most ({MIN_POINTS}–"
+                f"{MAX_POINTS}, default {DEFAULT_POINTS}); about the width of the chart in "
+                "pixels is plenty. Example: `200`.",
             ),
-            OpenApiParameter("start_step", STEP, description="First step to include."),
-            OpenApiParameter("end_step", STEP, description="Last step to include."),
+            OpenApiParameter(
+                "start_step",
+                STEP,
+                description="First step to include (default: from the first). With "
+                "`end_step`, a zoomed-in range sampled at full `max_points`. Example: `1000`.",
+            ),
+            OpenApiParameter(
+                "end_step",
+                STEP,
+                description="Last step to include (default: to the last). Not below "
+                "`start_step` (400). Example: `2000`.",
+            ),
         ],
         responses={200: SampledHistorySerializer, **errors(400, 401, 403, 404)},
     )

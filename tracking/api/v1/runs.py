@@ -108,10 +108,12 @@ class RunListView(APIView):
     @extend_schema(
         operation_id="runs_list",
         tags=["runs"],
-        summary="Search runs across the workspace's experiments",
-        description="MLflow's search: `filter` and `order_by` take the syntax of "
-        "`mlflow.search_runs` (e.g. `metrics.rmse < 1 and params.model = 'rf'`, "
-        "`metrics.rmse ASC`); a bad expression is a 400 with MLflow's message. "
+        summary="Search runs",
+        description="MLflow's run search over some or all experiments of the workspace, "
+        "paged (follow `next`). `filter` and `order_by` take the syntax of "
+        "`mlflow.search_runs()`, for example\n\n"
+        "`?filter=metrics.rmse < 0.5 and params.model = 'rf'&order_by=metrics.rmse ASC`"
+        "\n\n(URL-encoded when sent). A bad expression is a 400 with MLflow's message. "
         "Without `order_by`, newest first.",
         parameters=[
             OpenApiParameter(
@@ -119,16 +121,29 @@ class RunListView(APIView):
                 str,
                 many=True,
                 explode=True,
-                description="Experiment ids to search (repeatable, at most 100); "
-                "default every experiment of the workspace.",
+                description="Search only these experiments (repeat the parameter, at most "
+                "100). Left out: every experiment of the workspace. An id that is not the "
+                "workspace's is a 404. Example: `experiment_id=1&experiment_id=4`.",
             ),
-            OpenApiParameter("filter", str, description="MLflow filter expression."),
+            OpenApiParameter(
+                "filter",
+                str,
+                description="An MLflow filter: conditions on `metrics.<key>`, `params.<key>`, "
+                "`tags.<key>` and `attributes.<name>` (`status`, `run_name`, `start_time`, …), "
+                "joined with `and`; text values in single quotes. Examples:\n\n"
+                "- `metrics.rmse < 0.5 and params.model = 'rf'`\n"
+                "- `attributes.status = 'FINISHED'`\n"
+                "- `tags.team LIKE 'vision%'`",
+            ),
             OpenApiParameter(
                 "order_by",
                 str,
                 many=True,
                 explode=True,
-                description="MLflow order-by clause (repeatable).",
+                description="An MLflow order-by clause: `metrics.<key>`, `params.<key>`, "
+                "`tags.<key>` or `attributes.<name>`, then `ASC` or `DESC`. Repeat it for "
+                "ties. Examples: `metrics.rmse ASC` (best first), `attributes.start_time "
+                "DESC`.",
             ),
             VIEW_PARAM,
             PAGE_SIZE_PARAM,
@@ -163,7 +178,9 @@ class RunDetailView(APIView):
     @extend_schema(
         operation_id="runs_get",
         tags=["runs"],
-        summary="Get a run (active or deleted)",
+        summary="Get a run",
+        description="Active or soft-deleted (see `lifecycle_stage`), with its params, tags "
+        "and the latest value of each metric.",
         responses={200: RunSerializer, **errors(401, 403, 404)},
     )
     def get(self, request: Request, run_id: str, **kwargs: Any) -> Response:
@@ -172,8 +189,9 @@ class RunDetailView(APIView):
     @extend_schema(
         operation_id="runs_update",
         tags=["runs"],
-        summary="Rename an active run or set its status",
-        description="Setting an ended status (FINISHED, FAILED, KILLED) also sets "
+        summary="Rename a run or set its status",
+        description="Needs the contributor role; only an active run. Fields left out keep "
+        "their value. Setting an ended status (FINISHED, FAILED, KILLED) also sets "
         "`end_time` to now when the run has none.",
         request=RunUpdateSerializer,
         responses={200: RunSerializer, **errors(400, 401, 403, 404)},
@@ -196,8 +214,15 @@ class RunDetailView(APIView):
     @extend_schema(
         operation_id="runs_delete",
         tags=["runs"],
-        summary="Soft-delete a run (restorable)",
-        responses={200: RunSerializer, **errors(401, 403, 404)},
+        summary="Delete a run (soft, restorable)",
+        description="A soft delete: the run moves to `lifecycle_stage: deleted`, is hidden "
+        "from default searches (see `view`) and can be restored. Nothing is removed; "
+        "**purge** it afterwards to remove it for good. Deleting a deleted run changes "
+        "nothing and answers the same. Answers the run (200), not 204.",
+        responses={
+            200: OpenApiResponse(RunSerializer, "The run, now deleted."),
+            **errors(401, 403, 404),
+        },
     )
     def delete(self, request: Request, run_id: str, **kwargs: Any) -> Response:
         run = run_for(request, kwargs, run_id, write=True)
@@ -210,7 +235,9 @@ class RunRestoreView(APIView):
         operation_id="runs_restore",
         tags=["runs"],
         summary="Restore a deleted run",
-        description="A run of a deleted experiment comes back with its experiment.",
+        description="Restoring an active run changes nothing. A run of a deleted experiment "
+        "cannot be restored on its own (400): restore the experiment, which brings back "
+        "the runs deleted with it.",
         request=None,
         responses={200: RunSerializer, **errors(400, 401, 403, 404)},
     )
@@ -229,7 +256,10 @@ class RunPurgeView(APIView):
     @extend_schema(
         operation_id="runs_purge",
         tags=["runs"],
-        summary="Purge a deleted run for good, with its artifacts and metric history",
+        summary="Purge a deleted run",
+        description="Removes a soft-deleted run for good, with its artifacts and metric "
+        "history, before answering (204; no job). An active run is a 400: delete it "
+        "first. Purging cannot be undone.",
         request=None,
         responses={
             204: OpenApiResponse(description="Purged."),
@@ -246,7 +276,7 @@ class RunCancelView(APIView):
     @extend_schema(
         operation_id="runs_cancel",
         tags=["runs"],
-        summary="Cancel a running or scheduled run",
+        summary="Cancel a run",
         description="RUNNING or SCHEDULED become KILLED with `end_time` now; a KILLED run "
         "is returned unchanged; a FINISHED or FAILED run is a 400.",
         request=None,
