@@ -4,9 +4,10 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from portal import views
+from portal.api.docs import RedocView, SwaggerView
 from tracking.api.urls import mlflow_dispatch
 
 SUB = "subscriptions/<uuid:subscription_id>"
@@ -53,8 +54,8 @@ urlpatterns = [
     path("account/tokens/<uuid:token_id>/revoke/", views.token_revoke, name="token-revoke"),
     path("api/v1/", include("portal.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/docs/", SwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", RedocView.as_view(url_name="api-schema"), name="api-redoc"),
     # The client prints "View run at <tracking URI>/#/experiments/…": open the workspace.
     path(
         f"mlflow/v1.0/{WS}/",
