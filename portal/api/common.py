@@ -150,6 +150,15 @@ class CursorPagination(pagination.CursorPagination):
             raise InvalidParameter("cursor: not a cursor this API returned.") from exc
 
     def decode_cursor(self, request: Request):
+        bad = InvalidParameter("cursor: not a cursor this API returned.")
+        raw = request.query_params.get(self.cursor_query_param)
+        if raw:
+            # DRF reads text that decodes to nothing as the first page.
+            try:
+                if not base64.b64decode(raw, validate=True):
+                    raise bad
+            except ValueError:  # binascii.Error, or text that is not ASCII
+                raise bad from None
         # DRF answers a cursor it cannot read with 404, as if the list were gone.
         try:
             cursor = super().decode_cursor(request)

@@ -102,6 +102,25 @@ def test_experiment_pages_follow_next_links(cast) -> None:
     assert back == got[0]  # `previous` cursors are accepted too
 
 
+def test_experiment_order_by_pages_through_in_that_order(cast) -> None:
+    for name in ("beta", "Alpha", "delta", "gamma", "alpha-2"):
+        make_experiment(cast.workspace, name)
+    client = api(cast, "reader")
+
+    def listed(order: str) -> list[str]:
+        got = pages(client, url(cast, "api-experiments", {"order_by": order, "page_size": 2}))
+        return [e["name"] for page in got for e in page]
+
+    by_name = listed("name")
+    assert by_name == sorted(by_name) and len(by_name) == 5
+    assert listed("-name") == by_name[::-1]
+    assert listed("created") == ["beta", "Alpha", "delta", "gamma", "alpha-2"]
+    assert listed("-created") == ["alpha-2", "gamma", "delta", "Alpha", "beta"]
+    assert sorted(listed("last_update")) == sorted(by_name)
+    bad = client.get(url(cast, "api-experiments", {"order_by": "size"}))
+    assert "order_by" in assert_error(bad, 400, "INVALID_PARAMETER_VALUE")["message"]
+
+
 def test_experiment_rename_delete_restore(cast) -> None:
     experiment = make_experiment(cast.workspace, "a")
     run = make_run(experiment, "r")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 from functools import partial
 from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -70,32 +68,31 @@ def experiment_data(experiment: Experiment) -> dict[str, Any]:
     return experiments_data([experiment])[0]
 
 
-class ExperimentPagination(CursorPagination):
-    # The primary key is unique and grows with creation: newest first, stable pages.
-    ordering = "-id"
+# ?order_by= → the paginator's ordering; each ends with the primary key, so pages are
+# stable however many experiments share a name prefix or a time.
+EXPERIMENT_ORDERS = {
+    "-created": ("-id",),
+    "created": ("id",),
+    "name": ("name", "id"),
+    "-name": ("-name", "-id"),
+    "-last_update": ("-last_update_time", "-id"),
+    "last_update": ("last_update_time", "id"),
+}
+ORDER_PARAM = OpenApiParameter(
+    "order_by",
+    str,
+    enum=list(EXPERIMENT_ORDERS),
+    default="-created",
+    description="Sort by creation (`-created`, newest first: the default), `name` or "
+    "last update (`last_update`); a leading `-` reverses.",
+)
 
-    def decode_cursor(self, request: Request) -> Any:
-        """A cursor this API did not make is the caller's mistake (400), not a miss. DRF
-        reads text that decodes to nothing as the first page, and an id it cannot compare
-        as a database error; both are refused here."""
-        bad = InvalidParameter("cursor: not a cursor this API returned.")
-        raw = request.query_params.get(self.cursor_query_param)
-        if raw:
-            try:
-                if not base64.b64decode(raw, validate=True):
-                    raise bad
-            except ValueError:  # binascii.Error, or text that is not ASCII
-                raise bad from None
-        try:
-            cursor = super().decode_cursor(request)
-        except exceptions.NotFound:
-            raise bad from None
-        if cursor is not None and cursor.position is not None:
-            try:
-                int(cursor.position)
-            except ValueError:
-                raise bad from None
-        return cursor
+
+def _ordering(request: Request) -> tuple[str, ...]:
+    order = request.query_params.get("order_by", "-created")
+    if order not in EXPERIMENT_ORDERS:
+        raise InvalidParameter(f"order_by: must be one of {', '.join(EXPERIMENT_ORDERS)}.")
+    return EXPERIMENT_ORDERS[order]
 
 
 def _filtered(request: Request, workspace: Workspace) -> QuerySet[Experiment]:
@@ -116,9 +113,9 @@ class ExperimentListView(APIView):
         operation_id="experiments_list",
         tags=["experiments"],
         summary="List experiments",
-        description="The workspace's experiments, newest first, paged (follow `next`). "
-        "Narrow them by exact `name`, by a `search` in the name, and by lifecycle stage "
-        "with `view`.",
+        description="The workspace's experiments, newest first unless `order_by` says "
+        "otherwise, paged (follow `next`). Narrow them by exact `name`, by a `search` in "
+        "the name, and by lifecycle stage with `view`.",
         parameters=[
             OpenApiParameter(
                 "name",
@@ -133,6 +130,7 @@ class ExperimentListView(APIView):
                 "Example: `fraud` finds `fraud-detection` and `Fraud v2`.",
             ),
             VIEW_PARAM,
+            ORDER_PARAM,
             PAGE_SIZE_PARAM,
             CURSOR_PARAM,
         ],
@@ -142,7 +140,8 @@ class ExperimentListView(APIView):
         workspace = workspace_for(request, kwargs)
         page_size(request)  # a bad size is a 400 here, as in every hand-paged list
         experiments = _filtered(request, workspace)
-        paginator = ExperimentPagination()
+        paginator = CursorPagination()
+        paginator.ordering = _ordering(request)
         page = paginator.paginate_queryset(experiments, request, view=self)
         return paginator.get_paginated_response(experiments_data(page))
 
