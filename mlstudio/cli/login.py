@@ -41,7 +41,7 @@ def cmd_login(args: argparse.Namespace, out: Output) -> int:
             "password": password,
             "token_name": args.token_name or f"mlstudio-cli@{socket.gethostname()}"[:100],
         }
-        if args.expires_in:
+        if args.expires_in:  # 0: a token that does not expire
             body["expires_in"] = args.expires_in
         minted = HttpClient(server, None).post("login", body, auth=False)
         save_login(
@@ -78,6 +78,9 @@ def cmd_logout(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+LOGIN_LIFETIME = 90 * 24 * 3600
+
+
 def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Declare ``login`` and ``logout``; `common` holds the global options."""
     login = commands.add_parser("login", parents=[common], help="log in and store a token")
@@ -85,7 +88,14 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
     login.add_argument("--token", help="store this personal token instead of logging in")
     login.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     login.add_argument("--token-name", help="name of the token login creates")
-    login.add_argument("--expires-in", type=int, help="token lifetime in seconds")
+    # A stored credential should not live for ever: 90 days, as a CLI sign-in lasts on the
+    # reference service; `mlstudio login` again renews it.
+    login.add_argument(
+        "--expires-in",
+        type=int,
+        default=LOGIN_LIFETIME,
+        help="lifetime of the stored token in seconds (default 90 days; 0: never expires)",
+    )
     login.set_defaults(func=cmd_login)
 
     logout = commands.add_parser("logout", parents=[common], help="forget the stored token")

@@ -73,7 +73,11 @@ def test_login_stores_a_token_and_later_commands_use_it(studio, cli):
     assert f"Logged in to {studio.url} as carlos." in ok.err
     stored = stored_login(studio.url)
     assert stored["token"].startswith("mls_") and stored["username"] == "carlos"
-    assert ApiToken.objects.get(name="laptop").user == studio.cast.contributor
+    minted = ApiToken.objects.get(name="laptop")
+    assert minted.user == studio.cast.contributor
+    # A stored credential expires (90 days unless --expires-in says otherwise).
+    lifetime = (minted.expires_at - minted.created_at).total_seconds()
+    assert abs(lifetime - 90 * 24 * 3600) < 60
 
     # No --server: the only stored login's server.
     listed = cli("workspace", "list")
