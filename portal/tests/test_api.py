@@ -615,6 +615,17 @@ def test_token_secret_is_shown_once_and_works_until_revoked(cast):
     assert after[body["id"]] == "revoked"
 
 
+def test_a_read_token_revokes_only_itself(cast):
+    other, _ = services.token_create(user=cast.owner, name="other")
+    client = api(cast, "owner", scope="read")
+    response = client.delete(reverse("api-token", kwargs={"token_id": other.pk}))
+    assert_error(response, 403, "PERMISSION_DENIED")
+    assert ApiToken.objects.get(pk=other.pk).revoked_at is None
+    itself = ApiToken.objects.get(name="test", user=cast.owner)
+    assert client.delete(reverse("api-token", kwargs={"token_id": itself.pk})).status_code == 204
+    assert_error(client.get(reverse("api-user")), 401, "UNAUTHENTICATED")
+
+
 def test_tokens_list_only_the_callers_personal_tokens(cast):
     services.token_create(user=cast.owner, name="not yours")
     services.tracking_token_mint(user=cast.reader, workspace=cast.workspace)

@@ -25,7 +25,7 @@ from portal.api.serializers import (
     TokenSerializer,
 )
 from portal.errors import NotFound, PermissionDenied, Unauthenticated
-from portal.models import ApiToken, TokenKind
+from portal.models import ApiToken, TokenKind, TokenScope
 
 
 class NewestFirst(CursorPagination):
@@ -163,14 +163,18 @@ class TokenDetailView(APIView):
         operation_id="tokens_revoke",
         summary="Revoke a token",
         description="The token stops working at once; it stays listed with status "
-        "`revoked`. Revoking a revoked token is a 204 too.",
+        "`revoked`. Revoking a revoked token is a 204 too. A read-only token may revoke "
+        "only itself (403 otherwise).",
         responses={204: None, **error_responses(403)},
         tags=["account"],
     )
     def delete(self, request: Request, token_id: UUID) -> Response:
-        _no_tracking_tokens(request)
+        caller = _no_tracking_tokens(request)
         token = selectors.tokens_for_user(request.user).filter(pk=token_id).first()
         if token is None:
             raise NotFound("Token not found")
+        if caller is not None and caller.scope == TokenScope.READ and caller.pk != token.pk:
+            # A read-only token changes nothing, other tokens included; it may end itself.
+            raise PermissionDenied("A read-only token can revoke only itself.")
         services.token_revoke(actor=request.user, token=token)
         return Response(status=204)
