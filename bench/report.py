@@ -116,6 +116,7 @@ def rows(s: Sizes) -> list[Row]:
             None,
             2,
         ),
+        *api_rows(s),
         Row(
             f"get-history-bulk-interval, {s.bulk_runs} runs × {s.bulk_steps:,} steps, "
             f"max_results={s.bulk_max_results}, mean of {s.bulk_repeats}",
@@ -137,6 +138,43 @@ def rows(s: Sizes) -> list[Row]:
             1,
         ),
         *page_rows(s),
+    ]
+
+
+def api_rows(s: Sizes) -> list[Row]:
+    """REST API v1 and the SDK (ours) vs mlflow server's REST API and client: no targets.
+    Ours: GET /api/v1/…/runs, mlstudio's Experiment.get_runs, …/metrics/history; mlflow:
+    POST runs/search, mlflow.search_runs, metrics/get-history (see bench/README.md)."""
+    return [
+        Row(
+            f"REST runs search page, 100 of {s.search_runs:,} runs (filter + order), "
+            f"mean of {s.search_repeats}, plain HTTP",
+            "api",
+            "rest_mean_ms",
+            "ms",
+            False,
+            None,
+            1,
+        ),
+        Row(
+            f"↳ SDK: get_runs, first 100 (mlflow: search_runs), mean of {s.search_repeats}",
+            "api",
+            "sdk_mean_ms",
+            "ms",
+            False,
+            None,
+            1,
+        ),
+        Row(
+            f"REST metric history, {s.history_steps:,} points in pages of 1,000 "
+            f"(best of {s.history_repeats}), plain HTTP",
+            "api",
+            "history_best_s",
+            "s",
+            False,
+            None,
+            3,
+        ),
     ]
 
 
@@ -390,6 +428,15 @@ def write_report(
                 f"ingestion and {history['client_cpu_s']:.2f} s of {history['best_s']:.2f} s "
                 f"of get_metric_history ({history['raw_mb']:.1f} MB in "
                 f"{history['raw_pages']} pages)."
+            )
+        api = results[key].get("api", {})
+        if api and not api.get("error"):
+            notes.append(
+                f"- {LABELS[key]} api: a search page is {api['rest_kb']:,.1f} kB "
+                f"({api['returned']} runs, the expected names in order through REST and SDK); "
+                f"the metric history came in {api['history_pages']} pages of "
+                f"{api['history_page']:,}, {api['history_mb']:.1f} MB (median of the reads "
+                f"{api['history_median_s']:.3f} s)."
             )
         memory = results[key].get("memory", {})
         if memory and not memory.get("error"):

@@ -41,7 +41,8 @@ OUT_DIR = ROOT / "var" / "bench"
 BIN = Path(sys.executable).parent
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 OURS_DB, MLFLOW_DB = "mlstudio_bench", "mlflow_bench"
-WORKLOADS = ("ingest", "log_metric", "search", "history", "bulk", "memory", "pages")
+# `api` after `history`: it reads the search workload's runs and the history workload's run.
+WORKLOADS = ("ingest", "log_metric", "search", "history", "api", "bulk", "memory", "pages")
 UI_USER = "bench"
 
 
@@ -389,6 +390,7 @@ def _seed(server: Server, sizes: Sizes, shared: dict) -> dict:
     analyze(server)
     shared.update(
         experiment_id=loaded["experiment_id"],
+        experiment_name=loaded["experiment_name"],
         sample_run_ids=loaded["sample_run_ids"],
         seed_runs=loaded["runs"],
     )
@@ -405,13 +407,22 @@ def _long_run(server: Server, sizes: Sizes, shared: dict) -> dict:
     return loaded
 
 
+def _history_run(server: Server, sizes: Sizes, shared: dict) -> dict:
+    """The `history_steps`-point run of the history workload; the api workload reads it too."""
+    loaded = run_client(server, "history_prep", sizes)
+    analyze(server)
+    shared["history_run_id"] = loaded["run_id"]
+    return loaded
+
+
 def run_workload(name: str, server: Server, sizes: Sizes, shared: dict) -> dict:
     """Load data, ANALYZE, then measure reads — each step in a fresh client process.
 
     `shared` is this server's data that later workloads reuse: the search workload's seeded
     experiment gets the memory workload's long run, and the pages workload renders both
-    (it creates whichever is missing when those workloads were not selected)."""
-    prep = {"history": "history_prep", "bulk": "bulk_prep"}
+    (it creates whichever is missing when those workloads were not selected); the api
+    workload reads the seeded experiment and the history workload's run (the same)."""
+    prep = {"bulk": "bulk_prep"}
     if name == "search":
         loaded = _seed(server, sizes, shared)
         state = {"experiment_id": loaded["experiment_id"]}
@@ -435,6 +446,22 @@ def run_workload(name: str, server: Server, sizes: Sizes, shared: dict) -> dict:
         }
         load = os.getloadavg()[0]  # the page figures feel a busy machine most
         return {"prep": prepared, "load_average": load, **run_client(server, name, sizes, state)}
+    if name == "api":
+        prepared = {}
+        if "experiment_id" not in shared:
+            prepared["seed"] = _seed(server, sizes, shared)
+        if "history_run_id" not in shared:
+            prepared["history"] = _history_run(server, sizes, shared)
+        state = {
+            **{k: shared[k] for k in ("experiment_id", "experiment_name", "history_run_id")},
+            "kind": server.kind,
+            "base": server.base,
+            "studio_url": server.studio_url if server.kind == "studio" else "",
+        }
+        return {"prep": prepared, **run_client(server, name, sizes, state)}
+    if name == "history":
+        loaded = _history_run(server, sizes, shared)
+        return {"prep": loaded, **run_client(server, name, sizes, {"run_id": loaded["run_id"]})}
     if name in prep:
         loaded = run_client(server, prep[name], sizes)
         analyze(server)

@@ -9,7 +9,10 @@ The values logged are deterministic, so both servers receive the same data.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+import math
+import os
 import re
 import resource
 import secrets
@@ -24,6 +27,7 @@ RESULT_PREFIX = "BENCH-RESULT "
 SEARCH_FILTER = "metrics.acc > 0.5 and params.model = 'a'"
 SEARCH_ORDER = ["metrics.acc DESC"]
 LONG_RUN_NAME, LONG_KEY = "long-history", "huge"
+HISTORY_KEY = "long"  # the metric the history workload logs (the api workload reads it)
 
 
 @dataclasses.dataclass
@@ -122,10 +126,14 @@ class Raw:
             self.session.auth = (creds.username, creds.password or "")
 
     def call(self, method: str, path: str, **kwargs):
-        response = self.session.request(method, f"{self.uri}/api/2.0/mlflow/{path}", **kwargs)
+        return self.fetch(method, f"{self.uri}/api/2.0/mlflow/{path}", **kwargs)
+
+    def fetch(self, method: str, url: str, **kwargs):
+        """Any URL of the server with the same session and credentials; 200 or an error."""
+        response = self.session.request(method, url, **kwargs)
         if response.status_code != 200:
             raise RuntimeError(
-                f"{method} {path}: HTTP {response.status_code} {response.text[:300]}"
+                f"{method} {url[:200]}: HTTP {response.status_code} {response.text[:300]}"
             )
         return response
 
@@ -202,7 +210,8 @@ def w_log_metric(client, uri: str, s: Sizes, state: dict) -> dict:
 def w_seed(client, uri: str, s: Sizes, state: dict) -> dict:
     from mlflow.entities import Metric, Param
 
-    exp = _experiment(client, "search")
+    name = f"bench-search-{secrets.token_hex(4)}"
+    exp = client.create_experiment(name)
     ts = _now_ms()
 
     def one(i: int) -> str:
@@ -220,6 +229,7 @@ def w_seed(client, uri: str, s: Sizes, state: dict) -> dict:
     seconds = time.perf_counter() - started
     return {
         "experiment_id": exp,
+        "experiment_name": name,  # the SDK finds an experiment by name (`api`)
         "runs": s.search_runs,
         "sample_run_ids": run_ids[:2],  # seed-0 and seed-1: the compare page's other two runs
         "seconds": seconds,
@@ -295,11 +305,15 @@ def _log_series(client, run_id: str, key: str, steps: int, threads: int = 1) -> 
 
 def w_history_prep(client, uri: str, s: Sizes, state: dict) -> dict:
     run_id = client.create_run(_experiment(client, "history")).info.run_id
-    return {"run_id": run_id, "log_seconds": _log_series(client, run_id, "long", s.history_steps)}
+    return {
+        "run_id": run_id,
+        "log_seconds": _log_series(client, run_id, HISTORY_KEY, s.history_steps),
+    }
 
 
-def _raw_history(raw: Raw, run_id: str, key: str) -> tuple[int, int]:
-    """Page through get-history as the client does (25,000 a page); (pages, bytes)."""
+def _raw_history(raw: Raw, run_id: str, key: str, page: int = 0) -> tuple[int, int]:
+    """Page through get-history as the client does (25,000 a page) or `page` a page;
+    (pages, bytes)."""
     from mlflow.tracking._tracking_service.client import GET_METRIC_HISTORY_MAX_RESULTS
 
     token, pages, size = None, 0, 0
@@ -307,7 +321,7 @@ def _raw_history(raw: Raw, run_id: str, key: str) -> tuple[int, int]:
         params = {
             "run_id": run_id,
             "metric_key": key,
-            "max_results": GET_METRIC_HISTORY_MAX_RESULTS,
+            "max_results": page or GET_METRIC_HISTORY_MAX_RESULTS,
         }
         if token:
             params["page_token"] = token
@@ -324,7 +338,7 @@ def w_history(client, uri: str, s: Sizes, state: dict) -> dict:
     times, cpus = [], []
     for _ in range(s.history_repeats):
         started, cpu_started = time.perf_counter(), _cpu()
-        history = client.get_metric_history(run_id, "long")
+        history = client.get_metric_history(run_id, HISTORY_KEY)
         times.append(time.perf_counter() - started)
         cpus.append(_cpu() - cpu_started)
         if len(history) != s.history_steps:
@@ -332,7 +346,7 @@ def w_history(client, uri: str, s: Sizes, state: dict) -> dict:
     raw, raw_times = Raw(uri), []
     for _ in range(s.history_repeats):
         started = time.perf_counter()
-        pages, size = _raw_history(raw, run_id, "long")
+        pages, size = _raw_history(raw, run_id, HISTORY_KEY)
         raw_times.append(time.perf_counter() - started)
     best = min(times)
     return {
@@ -344,6 +358,197 @@ def w_history(client, uri: str, s: Sizes, state: dict) -> dict:
         "raw_best_s": min(raw_times),
         "raw_pages": pages,
         "raw_mb": size / 1e6,
+    }
+
+
+# --- api: our REST API v1 and SDK against mlflow server's REST API and client --------
+
+API_HISTORY_PAGE = 1000  # one page size for both servers' get-history: our API's largest
+_NEXT = re.compile(rb'"next"\s*:\s*"([^"]+)"')
+
+
+def _expected_search_names(n: int) -> list[str]:
+    """The names on the search's first page, in order (the seeded acc values never tie)."""
+    hits = [i for i in range(n) if _acc(i) > 0.5 and _model(i) == "a"]
+    return [f"seed-{i}" for i in sorted(hits, key=_acc, reverse=True)[:100]]
+
+
+def _mean_ms(call: Callable[[], object], repeats: int, warmups: int = 2) -> float:
+    for _ in range(warmups):
+        call()
+    latencies = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - started)
+    return statistics.fmean(latencies) * 1000
+
+
+def _v1_history(raw: Raw, first_url: str, parse: bool = False) -> tuple[int, int, int]:
+    """Page through our metric history by its `next` links; (pages, bytes, points).
+    Unparsed, the body is only searched for its `next` link (the first key of a page)."""
+    url, pages, size, points = first_url, 0, 0, 0
+    while url:
+        body = raw.fetch("GET", url).content
+        pages, size = pages + 1, size + len(body)
+        if parse:
+            page = json.loads(body)
+            points += len(page["results"])
+            url = page["next"]
+        else:
+            found = _NEXT.search(body, 0, 4096)
+            url = found.group(1).decode() if found else None
+    return pages, size, points
+
+
+def _mlflow_history_points(raw: Raw, run_id: str, key: str, page: int) -> int:
+    token, points = None, 0
+    while True:
+        params = {"run_id": run_id, "metric_key": key, "max_results": page}
+        if token:
+            params["page_token"] = token
+        body = raw.call("GET", "metrics/get-history", params=params).json()
+        points += len(body.get("metrics", []))
+        token = body.get("next_page_token")
+        if not token:
+            return points
+
+
+def w_api(client, uri: str, s: Sizes, state: dict) -> dict:
+    """The hot reads of REST API v1 and the SDK (ours) against mlflow server's REST API and
+    the mlflow client: a search page, the same through the SDK, a metric history paged."""
+    import requests
+
+    studio = state["kind"] == "studio"
+    exp, name, run_id = state["experiment_id"], state["experiment_name"], state["history_run_id"]
+    expected = _expected_search_names(s.search_runs)
+    raw, throttled = Raw(uri), []
+
+    def count_throttled(response, *args, **kwargs) -> None:
+        if response.status_code == 429:  # the SDK would wait and retry: not what we measure
+            throttled.append(response.url)
+
+    if studio:
+        base = state["base"]
+        path = state["studio_url"][len(base) :]  # /subscriptions/<id>/resourceGroups/…
+        api = f"{base}/api/v1{path}"
+        query = {
+            "experiment_id": exp,
+            "filter": SEARCH_FILTER,
+            "order_by": SEARCH_ORDER,
+            "page_size": 100,
+        }
+        search_url = requests.Request("GET", f"{api}/runs", params=query).prepare().url
+
+        def rest():
+            return raw.fetch("GET", search_url)
+
+        def rest_names() -> list[str]:
+            return [r["run_name"] for r in rest().json()["results"]]
+
+        from mlstudio import Experiment, TokenAuthentication, Workspace
+
+        _, sub, _, group, _, workspace = path.strip("/").split("/")
+        token = TokenAuthentication(os.environ["MLFLOW_TRACKING_TOKEN"])
+        ws = Workspace(sub, group, workspace, auth=token, server_url=base)
+        ws._client.session.hooks["response"].append(count_throttled)
+
+        def sdk() -> list:
+            runs = Experiment(ws, name).get_runs(filter=SEARCH_FILTER, order_by=SEARCH_ORDER)
+            return list(itertools.islice(runs, 100))
+
+        def sdk_names() -> list[str]:
+            return [run.name for run in sdk()]
+
+        history_url = (
+            requests.Request(
+                "GET",
+                f"{api}/runs/{run_id}/metrics/history",
+                params={"key": HISTORY_KEY, "page_size": API_HISTORY_PAGE},
+            )
+            .prepare()
+            .url
+        )
+
+        def history(parse: bool = False) -> tuple[int, int, int]:
+            return _v1_history(raw, history_url, parse)
+    else:
+        import mlflow
+
+        body = json.dumps(
+            {
+                "experiment_ids": [exp],
+                "filter": SEARCH_FILTER,
+                "order_by": SEARCH_ORDER,
+                "max_results": 100,
+                "run_view_type": "ACTIVE_ONLY",
+            }
+        ).encode()
+
+        def rest():
+            return raw.call("POST", "runs/search", data=body)
+
+        def rest_names() -> list[str]:
+            return [r["info"]["run_name"] for r in rest().json().get("runs", [])]
+
+        mlflow.set_tracking_uri(uri)
+
+        def sdk() -> list:
+            return mlflow.search_runs(
+                experiment_names=[name],
+                filter_string=SEARCH_FILTER,
+                order_by=SEARCH_ORDER,
+                max_results=100,
+                output_format="list",
+            )
+
+        def sdk_names() -> list[str]:
+            return [run.info.run_name for run in sdk()]
+
+        def history(parse: bool = False) -> tuple[int, int, int]:
+            if parse:
+                points = _mlflow_history_points(raw, run_id, HISTORY_KEY, API_HISTORY_PAGE)
+                return 0, 0, points
+            return (*_raw_history(raw, run_id, HISTORY_KEY, API_HISTORY_PAGE), 0)
+
+    # Both servers must answer the same runs, in the same order: checked once, untimed.
+    for label, names in (("REST search", rest_names()), ("SDK search", sdk_names())):
+        if names != expected:
+            raise AssertionError(
+                f"{label} returned {len(names)} runs {names[:3]}…, expected {len(expected)} "
+                f"{expected[:3]}…"
+            )
+    rest_ms = _mean_ms(rest, s.search_repeats)
+    rest_bytes = len(rest().content)
+    sdk_ms = _mean_ms(sdk, s.search_repeats)
+
+    # The whole history once, parsed and counted (untimed), then best of history_repeats.
+    _, _, points = history(parse=True)
+    if points != s.history_steps:
+        raise AssertionError(f"history has {points} points, not {s.history_steps}")
+    pages_expected = max(1, math.ceil(s.history_steps / API_HISTORY_PAGE))
+    times = []
+    for _ in range(s.history_repeats):
+        started = time.perf_counter()
+        pages, size, _ = history()
+        times.append(time.perf_counter() - started)
+        if pages != pages_expected:
+            raise AssertionError(f"history came in {pages} pages, not {pages_expected}")
+    if throttled:
+        raise RuntimeError(f"{len(throttled)} requests throttled (429), e.g. {throttled[0]}")
+    return {
+        "runs": s.search_runs,
+        "returned": len(expected),
+        "search_repeats": s.search_repeats,
+        "rest_mean_ms": rest_ms,
+        "rest_kb": rest_bytes / 1e3,
+        "sdk_mean_ms": sdk_ms,
+        "history_points": points,
+        "history_page": API_HISTORY_PAGE,
+        "history_pages": pages,
+        "history_mb": size / 1e6,
+        "history_best_s": min(times),
+        "history_median_s": statistics.median(times),
     }
 
 
@@ -693,6 +898,7 @@ CLIENT_WORKLOADS: dict[str, Callable[..., dict]] = {
     "search": w_search,
     "history_prep": w_history_prep,
     "history": w_history,
+    "api": w_api,
     "bulk_prep": w_bulk_prep,
     "bulk": w_bulk,
     "memory_prep": w_memory_prep,
