@@ -166,7 +166,7 @@ def api_rows(s: Sizes) -> list[Row]:
             1,
         ),
         Row(
-            f"REST metric history, {s.history_steps:,} points in pages of 1,000 "
+            f"REST metric history, {s.history_steps:,} points in pages of 25,000 "
             f"(best of {s.history_repeats}), plain HTTP",
             "api",
             "history_best_s",

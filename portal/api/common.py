@@ -211,8 +211,10 @@ def decode_cursor(raw: str | None) -> dict[str, Any]:
     return data
 
 
-def page_size(request: Request) -> int:
-    """`?page_size=` checked against the limits, for views that page by hand."""
+def page_size(request: Request, maximum: int | None = None) -> int:
+    """`?page_size=` checked against the limits (API_MAX_PAGE_SIZE unless the view allows
+    `maximum`), for views that page by hand."""
+    maximum = maximum or settings.API_MAX_PAGE_SIZE
     raw = request.query_params.get("page_size")
     if raw in (None, ""):
         return settings.API_PAGE_SIZE
@@ -220,8 +222,8 @@ def page_size(request: Request) -> int:
         size = int(raw)
     except ValueError as exc:
         raise InvalidParameter("page_size: must be a whole number.") from exc
-    if not 1 <= size <= settings.API_MAX_PAGE_SIZE:
-        raise InvalidParameter(f"page_size: must be between 1 and {settings.API_MAX_PAGE_SIZE}.")
+    if not 1 <= size <= maximum:
+        raise InvalidParameter(f"page_size: must be between 1 and {maximum}.")
     return size
 
 

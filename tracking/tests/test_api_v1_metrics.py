@@ -59,9 +59,12 @@ def test_history_parameters(cast) -> None:
         {},
         {"key": ""},
         {"key": "loss", "page_size": "-1"},
+        {"key": "loss", "page_size": "25001"},
         {"key": "loss", "cursor": "x"},
     ):
         assert_error(history(**bad), 400, "INVALID_PARAMETER_VALUE")
+    # A history page may be as large as an MLflow get-history page, unlike other lists.
+    assert len(history(key="loss", page_size="25000").json()["results"]) == 2
 
 
 def test_sampled_history_keeps_a_spike(cast) -> None:

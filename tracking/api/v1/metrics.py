@@ -12,7 +12,6 @@ from rest_framework.views import APIView
 
 from portal.api.common import (
     CURSOR_PARAM,
-    PAGE_SIZE_PARAM,
     decode_cursor,
     page_size,
     paged_response,
@@ -103,6 +102,18 @@ class LatestMetricsView(APIView):
         )
 
 
+# A history page may hold as many points as one of the MLflow protocol's (get-history pages
+# at 25,000): reading a long series 1,000 at a time would be a hundred round trips.
+HISTORY_MAX_PAGE = 25_000
+HISTORY_PAGE_SIZE_PARAM = OpenApiParameter(
+    "page_size",
+    {"type": "integer", "minimum": 1, "maximum": HISTORY_MAX_PAGE},
+    required=False,
+    description=f"Points per page, 1–{HISTORY_MAX_PAGE:,} (default the API's page size). "
+    "Example: `10000`.",
+)
+
+
 class MetricHistoryView(APIView):
     @extend_schema(
         operation_id="metrics_history",
@@ -111,13 +122,13 @@ class MetricHistoryView(APIView):
         description="Every logged point of one metric, in step order (then timestamp), "
         "paged: follow `next` until it is `null`. For a chart, the sampled history is "
         "lighter.",
-        parameters=[KEY_PARAM, PAGE_SIZE_PARAM, CURSOR_PARAM],
+        parameters=[KEY_PARAM, HISTORY_PAGE_SIZE_PARAM, CURSOR_PARAM],
         responses={200: MetricHistoryPageSerializer, **errors(400, 401, 403, 404)},
     )
     def get(self, request: Request, run_id: str, **kwargs: Any) -> Response:
         run = run_for(request, kwargs, run_id)
         key = query_text(request, "key", required=True)
-        size = page_size(request)
+        size = page_size(request, maximum=HISTORY_MAX_PAGE)
         after = _decode_after(decode_cursor(request.query_params.get("cursor")))
         series = sel.series_id(run, key)
         if series is None:
