@@ -252,15 +252,7 @@ def w_search(client, uri: str, s: Sizes, state: dict) -> dict:
         latencies.append(time.perf_counter() - started)
     # The same request as plain HTTP, the answer not parsed: the server's share.
     raw, raw_latencies = Raw(uri), []
-    body = json.dumps(
-        {
-            "experiment_ids": [exp],
-            "filter": SEARCH_FILTER,
-            "order_by": SEARCH_ORDER,
-            "max_results": 100,
-            "run_view_type": "ACTIVE_ONLY",
-        }
-    ).encode()
+    body = _search_body(exp)
     for _ in range(s.search_repeats):
         started = time.perf_counter()
         raw.call("POST", "runs/search", data=body)
@@ -359,6 +351,19 @@ def w_history(client, uri: str, s: Sizes, state: dict) -> dict:
         "raw_pages": pages,
         "raw_mb": size / 1e6,
     }
+
+
+def _search_body(exp: str) -> bytes:
+    """mlflow's runs/search request for the search workload's first page, as JSON."""
+    return json.dumps(
+        {
+            "experiment_ids": [exp],
+            "filter": SEARCH_FILTER,
+            "order_by": SEARCH_ORDER,
+            "max_results": 100,
+            "run_view_type": "ACTIVE_ONLY",
+        }
+    ).encode()
 
 
 # --- api: our REST API v1 and SDK against mlflow server's REST API and client --------
@@ -475,15 +480,7 @@ def w_api(client, uri: str, s: Sizes, state: dict) -> dict:
     else:
         import mlflow
 
-        body = json.dumps(
-            {
-                "experiment_ids": [exp],
-                "filter": SEARCH_FILTER,
-                "order_by": SEARCH_ORDER,
-                "max_results": 100,
-                "run_view_type": "ACTIVE_ONLY",
-            }
-        ).encode()
+        body = _search_body(exp)
 
         def rest():
             return raw.call("POST", "runs/search", data=body)
