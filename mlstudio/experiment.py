@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mlstudio._http import segment
 from mlstudio._progress import finish_job
-from mlstudio.exceptions import ConflictError, ExperimentNotFound, UserErrorException
+from mlstudio.exceptions import (
+    ConflictError,
+    ExperimentNotFound,
+    UserErrorException,
+    WorkspaceNotFound,
+)
 from mlstudio.run import PARENT_TAG, RUN_TYPE_TAG, Run
 
 if TYPE_CHECKING:
@@ -270,3 +275,42 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"Experiment(Name: {self._name}, Workspace: {self.workspace.name})"
+
+
+class WorkspaceExperiments(Mapping[str, "Experiment"]):
+    """ws.experiments: a read-only mapping of the active experiments by name."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._workspace = workspace
+
+    def __getitem__(self, name: str) -> Experiment:
+        dto = Experiment._lookup(self._workspace, name)
+        if dto is None:
+            raise KeyError(name)
+        return Experiment(self._workspace, name, _dto=dto)
+
+    def _items(self) -> Iterator[dict[str, Any]]:
+        return self._workspace._client.paged(
+            f"{self._workspace._path}/experiments",
+            {"view": "active"},
+            not_found=WorkspaceNotFound,
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return (dto["name"] for dto in self._items())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._items())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and Experiment._lookup(self._workspace, name) is not None
+
+    # values() and items() read one listing instead of looking each name up.
+    def values(self) -> list[Experiment]:  # type: ignore[override]
+        return [Experiment(self._workspace, dto["name"], _dto=dto) for dto in self._items()]
+
+    def items(self) -> list[tuple[str, Experiment]]:  # type: ignore[override]
+        return [(exp.name, exp) for exp in self.values()]
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -416,7 +416,9 @@ class Workspace:
     @property
     def experiments(self) -> Mapping[str, Experiment]:
         """The workspace's active experiments by name (read from the server on each use)."""
-        return _Experiments(self)
+        from mlstudio.experiment import WorkspaceExperiments
+
+        return WorkspaceExperiments(self)
 
     # --- Deleting ---------------------------------------------------------------------------
 
@@ -462,48 +464,3 @@ class Workspace:
 
     def __hash__(self) -> int:
         return hash((self.server_url, self._subscription_id, self._resource_group, self._name))
-
-
-class _Experiments(Mapping[str, "Experiment"]):
-    """ws.experiments: a read-only mapping of the active experiments by name."""
-
-    def __init__(self, workspace: Workspace) -> None:
-        self._workspace = workspace
-
-    def __getitem__(self, name: str) -> Experiment:
-        from mlstudio.experiment import Experiment
-
-        dto = Experiment._lookup(self._workspace, name)
-        if dto is None:
-            raise KeyError(name)
-        return Experiment(self._workspace, name, _dto=dto)
-
-    def _items(self) -> Iterator[dict[str, Any]]:
-        return self._workspace._client.paged(
-            f"{self._workspace._path}/experiments",
-            {"view": "active"},
-            not_found=WorkspaceNotFound,
-        )
-
-    def __iter__(self) -> Iterator[str]:
-        return (dto["name"] for dto in self._items())
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self._items())
-
-    def __contains__(self, name: object) -> bool:
-        from mlstudio.experiment import Experiment
-
-        return isinstance(name, str) and Experiment._lookup(self._workspace, name) is not None
-
-    # values() and items() read one listing instead of looking each name up.
-    def values(self) -> list[Experiment]:  # type: ignore[override]
-        from mlstudio.experiment import Experiment
-
-        return [Experiment(self._workspace, dto["name"], _dto=dto) for dto in self._items()]
-
-    def items(self) -> list[tuple[str, Experiment]]:  # type: ignore[override]
-        return [(exp.name, exp) for exp in self.values()]
-
-    def __repr__(self) -> str:
-        return repr(dict(self.items()))
