@@ -14,6 +14,8 @@ SUB = "subscriptions/<uuid:subscription_id>"
 RG = f"{SUB}/resourceGroups/<str:resource_group>"
 WS = f"{RG}/workspaces/<str:workspace>"
 
+handler500 = "portal.views.server_error"
+
 admin.site.site_header = "ML Studio administration"
 admin.site.site_title = "ML Studio admin"
 

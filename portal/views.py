@@ -9,6 +9,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -602,3 +603,19 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception:
         return JsonResponse({"status": "unavailable"}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+# The API prefixes: scripts and the mlflow client there read error bodies as JSON.
+_API_PREFIXES = ("/api/", "/mlflow/")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """A crash nobody handled (logged with its traceback by Django): JSON in MLflow's error
+    shape on the APIs, the studio's page elsewhere; never the trace itself."""
+    if request.path.startswith(_API_PREFIXES):
+        return JsonResponse(
+            {"error_code": "INTERNAL_ERROR", "message": "Internal server error."}, status=500
+        )
+    # Django's own view renders 500.html without the request's context, which may be what
+    # failed (the database, the session).
+    return defaults.server_error(request)

@@ -921,3 +921,20 @@ def test_a_lone_surrogate_in_the_body_is_a_400_not_a_500(cast):
     url = reverse("api-subscription-member", kwargs={**sub_kw(cast), "username": "rita"})
     response = client.put(url, '{"role": "\\udfff"}', content_type="application/json")
     assert_error(response, 400)
+
+
+def test_an_unhandled_crash_answers_json_on_the_apis_and_a_page_elsewhere(settings):
+    """Whatever escapes every handler: the APIs still answer MLflow's error shape (clients
+    branch on it), pages the studio's 500 page; neither shows the trace."""
+    settings.ROOT_URLCONF = "portal.tests.crash_urls"
+    client = Client(raise_request_exception=False)
+    api_answer = client.get("/api/v1/crash")
+    assert api_answer.status_code == 500
+    assert api_answer.json() == {
+        "error_code": "INTERNAL_ERROR",
+        "message": "Internal server error.",
+    }
+    page = client.get("/crash")
+    assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
+    for answer in (api_answer, page):
+        assert b"secret detail" not in answer.content and b"Traceback" not in answer.content
