@@ -15,6 +15,7 @@ Access rules, in one place:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -74,8 +75,13 @@ def is_deleting(obj: Scope) -> bool:
     return isinstance(obj, ResourceGroup) and obj.deletion_requested_at is not None
 
 
-def role_for(user: User, obj: Scope, token: ApiToken | None = None) -> str | None:
-    """The user's effective role on obj (inherited from above), or None."""
+def _effective_role(
+    user: User,
+    obj: Scope,
+    token: ApiToken | None,
+    grants: Callable[[UUID | None, UUID | None, UUID | None], list[str | None]],
+) -> str | None:
+    """The rules of role_for, with the user's grants on the chain read by `grants`."""
     if not user.is_authenticated or not user.is_active or is_deleting(obj):
         return None
     sub_id, rg_id, ws_id = scope_chain(obj)
@@ -83,13 +89,21 @@ def role_for(user: User, obj: Scope, token: ApiToken | None = None) -> str | Non
         return None
     if user.is_superuser:
         return _cap(Role.OWNER, token)
-    scope = Q(subscription_id=sub_id)
-    if rg_id:
-        scope |= Q(resource_group_id=rg_id)
-    if ws_id:
-        scope |= Q(workspace_id=ws_id)
-    roles = list(Membership.objects.filter(scope, user=user).values_list("role", flat=True))
-    return _cap(_strongest(roles), token)
+    return _cap(_strongest(grants(sub_id, rg_id, ws_id)), token)
+
+
+def role_for(user: User, obj: Scope, token: ApiToken | None = None) -> str | None:
+    """The user's effective role on obj (inherited from above), or None."""
+
+    def grants(sub_id: UUID | None, rg_id: UUID | None, ws_id: UUID | None) -> list[str | None]:
+        scope = Q(subscription_id=sub_id)
+        if rg_id:
+            scope |= Q(resource_group_id=rg_id)
+        if ws_id:
+            scope |= Q(workspace_id=ws_id)
+        return list(Membership.objects.filter(scope, user=user).values_list("role", flat=True))
+
+    return _effective_role(user, obj, token, grants)
 
 
 def _has_access_below(user: User, obj: Scope) -> bool:
@@ -232,7 +246,7 @@ def live_workspaces() -> QuerySet[Workspace]:
 
 
 def visible_workspaces(user: User, token: ApiToken | None = None) -> QuerySet[Workspace]:
-    qs = live_workspaces().select_related("resource_group__subscription")
+    qs = live_workspaces().select_related("resource_group__subscription", "created_by")
     if not user.is_authenticated or not user.is_active:
         return qs.none()
     if token is not None and token.workspace_id is not None:
@@ -281,16 +295,17 @@ def visible_subscriptions(user: User, token: ApiToken | None = None) -> QuerySet
 
 
 def visible_resource_groups(
-    user: User, subscription: Subscription, token: ApiToken | None = None
+    user: User, subscription: Subscription, role: str | None, token: ApiToken | None = None
 ) -> QuerySet[ResourceGroup]:
     """The live resource groups of a subscription that resource_group_access lets the user
-    see."""
+    see; `role` is the user's on the subscription (role_for, as subscription_access gave
+    it), which shows them all."""
     qs = ResourceGroup.objects.filter(subscription=subscription, deletion_requested_at=None)
     if not user.is_authenticated or not user.is_active:
         return qs.none()
     if token is not None and token.workspace_id is not None:
         return qs.none()
-    if user.is_superuser or role_for(user, subscription, token) is not None:
+    if user.is_superuser or role is not None:
         return qs
     mine = Membership.objects.filter(user=user)
     visible = Q(pk__in=mine.filter(resource_group__isnull=False).values("resource_group_id"))
@@ -311,16 +326,10 @@ class RoleMap:
     by_scope: dict[UUID, str]
 
     def role(self, obj: Scope) -> str | None:
-        if not self.user.is_authenticated or not self.user.is_active or is_deleting(obj):
-            return None
-        sub_id, rg_id, ws_id = scope_chain(obj)
-        token = self.token
-        if token is not None and token.workspace_id is not None and token.workspace_id != ws_id:
-            return None
-        if self.user.is_superuser:
-            return _cap(Role.OWNER, token)
-        roles = [self.by_scope.get(scope_id) for scope_id in (sub_id, rg_id, ws_id) if scope_id]
-        return _cap(_strongest(roles), token)
+        def grants(*chain: UUID | None) -> list[str | None]:
+            return [self.by_scope.get(scope_id) for scope_id in chain if scope_id]
+
+        return _effective_role(self.user, obj, self.token, grants)
 
 
 def role_map(user: User, token: ApiToken | None = None) -> RoleMap:

@@ -301,17 +301,16 @@ CELERY_BEAT_SCHEDULE = {
 
 # Requests per token (or per user for browser sessions, per address for anonymous
 # calls) on /api/v1, as DRF writes rates: "1200/min", "50/second", "10000/hour".
+_RATE_RE = re.compile(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)")
 API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "1200/min")
-if API_THROTTLE_RATE and not re.fullmatch(
-    r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", API_THROTTLE_RATE
-):
+if API_THROTTLE_RATE and not _RATE_RE.fullmatch(API_THROTTLE_RATE):
     raise ImproperlyConfigured(
         f"API_THROTTLE_RATE must look like 1200/min or 20/second, not {API_THROTTLE_RATE!r}"
     )
 # Attempts per client address at POST /api/v1/login, so passwords cannot be guessed at
 # speed; the same format.
 API_LOGIN_THROTTLE_RATE = env_str("API_LOGIN_THROTTLE_RATE", "10/min")
-if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", API_LOGIN_THROTTLE_RATE):
+if not _RATE_RE.fullmatch(API_LOGIN_THROTTLE_RATE):
     raise ImproperlyConfigured(
         f"API_LOGIN_THROTTLE_RATE must look like 10/min, not {API_LOGIN_THROTTLE_RATE!r}"
     )
@@ -328,11 +327,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["portal.api.renderers.ORJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "portal.api.schema.AutoSchema",
+    # The throttles read API_THROTTLE_RATE / API_LOGIN_THROTTLE_RATE themselves (get_rate).
     "DEFAULT_THROTTLE_CLASSES": ["portal.api.common.TokenRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {
-        "token": API_THROTTLE_RATE or None,
-        "login": API_LOGIN_THROTTLE_RATE,
-    },
     "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -421,8 +417,6 @@ Past it the answer is 429 with a `Retry-After` header (seconds).
     "SORT_OPERATION_PARAMETERS": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
-    # Names in paths (portal.api.urls converters) are documented with their pattern, so
-    # clients and fuzzers know what a valid one looks like.
     # Choice sets that share a field name get stable component names.
     "ENUM_NAME_OVERRIDES": {
         "DeletionJobStatusEnum": "portal.models.DeletionJob.Status",
@@ -432,6 +426,8 @@ Past it the answer is 429 with a `Retry-After` header (seconds).
         "RoleEnum": ["owner", "contributor", "reader"],
         "RunStatusEnum": ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"],
     },
+    # Names in paths (portal.api.urls converters) are documented with their pattern, so
+    # clients and fuzzers know what a valid one looks like.
     "PATH_CONVERTER_OVERRIDES": {
         "scope_name": {"type": "string", "pattern": r"^[-\w.()]+$"},
         "username": {"type": "string", "pattern": r"^[\w.@+-]+$"},

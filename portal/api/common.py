@@ -99,6 +99,10 @@ def deletion_requested(
 # --- Paging -----------------------------------------------------------------------------
 
 
+def _bad_cursor() -> InvalidParameter:
+    return InvalidParameter("cursor: not a cursor this API returned.")
+
+
 class CursorPagination(pagination.CursorPagination):
     """Opaque `?cursor=` links, stable under inserts; `?page_size=` up to API_MAX_PAGE_SIZE.
 
@@ -147,27 +151,31 @@ class CursorPagination(pagination.CursorPagination):
             # caller's mistake, not a server error.
             if getattr(self, "cursor", None) is None or self.cursor.position is None:
                 raise
-            raise InvalidParameter("cursor: not a cursor this API returned.") from exc
+            raise _bad_cursor() from exc
 
     def decode_cursor(self, request: Request):
-        bad = InvalidParameter("cursor: not a cursor this API returned.")
         raw = request.query_params.get(self.cursor_query_param)
         if raw:
             # DRF reads text that decodes to nothing as the first page.
             try:
-                if not base64.b64decode(raw, validate=True):
-                    raise bad
+                decoded = base64.b64decode(raw, validate=True)
             except ValueError:  # binascii.Error, or text that is not ASCII
-                raise bad from None
+                raise _bad_cursor() from None
+            if not decoded:
+                raise _bad_cursor()
         # DRF answers a cursor it cannot read with 404, as if the list were gone.
         try:
             cursor = super().decode_cursor(request)
         except exceptions.NotFound as exc:
-            raise InvalidParameter("cursor: not a cursor this API returned.") from exc
+            raise _bad_cursor() from exc
         # A forged position with a NUL would reach PostgreSQL, which cannot compare it.
         if cursor is not None and cursor.position is not None and "\x00" in cursor.position:
-            raise InvalidParameter("cursor: not a cursor this API returned.")
+            raise _bad_cursor()
         return cursor
+
+
+class NewestFirst(CursorPagination):
+    ordering = ("-created_at", "id")
 
 
 PAGE_SIZE_DESCRIPTION = (
@@ -205,9 +213,9 @@ def decode_cursor(raw: str | None) -> dict[str, Any]:
     try:
         data = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
     except (binascii.Error, ValueError) as exc:
-        raise InvalidParameter("cursor: not a cursor this API returned.") from exc
+        raise _bad_cursor() from exc
     if not isinstance(data, dict):
-        raise InvalidParameter("cursor: not a cursor this API returned.")
+        raise _bad_cursor()
     return data
 
 

@@ -109,7 +109,6 @@ class DeletionJobSerializer(serializers.ModelSerializer):
 # --- Tenancy ------------------------------------------------------------------------------
 
 ROLE_CHOICES = Role.values
-SCOPE_KINDS = ["subscription", "resource_group", "workspace"]
 
 
 class TextField(serializers.CharField):

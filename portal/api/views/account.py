@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import selectors, services
-from portal.api.common import CursorPagination, LoginRateThrottle, TokenRateThrottle, request_token
+from portal.api.common import LoginRateThrottle, NewestFirst, TokenRateThrottle, request_token
 from portal.api.schema import error_responses
 from portal.api.serializers import (
     CurrentUserSerializer,
@@ -26,10 +26,6 @@ from portal.api.serializers import (
 )
 from portal.errors import NotFound, PermissionDenied, Unauthenticated
 from portal.models import ApiToken, TokenKind, TokenScope
-
-
-class NewestFirst(CursorPagination):
-    ordering = ("-created_at", "id")
 
 
 def _no_tracking_tokens(request: Request) -> ApiToken | None:

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from portal import selectors, services
 from portal.api.common import (
     CursorPagination,
+    NewestFirst,
     deletion_requested,
     request_token,
     rg_access,
@@ -62,10 +63,6 @@ CASCADE_DELETION = (
 
 class ByName(CursorPagination):
     ordering = ("name", "id")
-
-
-class NewestFirst(CursorPagination):
-    ordering = ("-created_at", "id")
 
 
 def _valid(serializer_class: type, request: Request) -> dict[str, Any]:
@@ -197,7 +194,9 @@ class ResourceGroupListView(ScopeListView):
     )
     def get(self, request: Request, subscription_id: UUID) -> Response:
         access = sub_access(request, subscription_id)
-        groups = selectors.visible_resource_groups(request.user, access.obj, request_token(request))
+        groups = selectors.visible_resource_groups(
+            request.user, access.obj, access.role, request_token(request)
+        )
         return self.role_page(request, groups, partial(_shown, ResourceGroupSerializer))
 
     @extend_schema(
