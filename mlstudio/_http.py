@@ -81,15 +81,26 @@ def segment(value: Any) -> str:
     return quote(str(value), safe="")
 
 
+def workspace_path(subscription_id: str, resource_group: str, workspace_name: str) -> str:
+    """The API path of a workspace."""
+    return (
+        f"subscriptions/{segment(subscription_id)}/resourceGroups/"
+        f"{segment(resource_group)}/workspaces/{segment(workspace_name)}"
+    )
+
+
 def _retry_after(response: requests.Response, attempt: int) -> float:
     raw = response.headers.get("Retry-After")
     if raw:
         try:
-            return min(max(float(raw), 0.0), MAX_RETRY_WAIT)
+            wait: float | None = float(raw)
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(raw)
-            if parsed is not None:
-                return min(max(parsed.timestamp() - time.time(), 0.0), MAX_RETRY_WAIT)
+            try:  # else an HTTP date (parsedate_to_datetime raises on anything else)
+                wait = email.utils.parsedate_to_datetime(raw).timestamp() - time.time()
+            except ValueError:
+                wait = None
+        if wait is not None:
+            return min(max(wait, 0.0), MAX_RETRY_WAIT)
     return min(2.0**attempt + random.random(), MAX_RETRY_WAIT)  # noqa: S311 - jitter
 
 
@@ -136,7 +147,6 @@ class HttpClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         not_found: type[NotFoundError] = NotFoundError,
-        auth: bool = True,
         stream: bool = False,
     ) -> requests.Response:
         """Send one request; answer the response, or raise the SDK exception for its error.
@@ -145,7 +155,7 @@ class HttpClient:
             MLStudioError: a subclass that matches the server's error (see exceptions).
         """
         headers = {}
-        if auth and self.auth is not None:
+        if self.auth is not None:
             headers.update(self.auth.get_authentication_header(self.server_url))
         url = self.url(path)
         for attempt in range(MAX_THROTTLE_RETRIES + 1):

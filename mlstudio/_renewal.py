@@ -8,13 +8,18 @@ without importing mlflow.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import re
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from mlstudio._http import HttpClient
 
 # Renew when the token has less than this left (or a quarter of its lifetime, when shorter),
 # so a request never leaves with a token that expires on the way.
@@ -39,10 +44,18 @@ def seconds_left(expires_at: str | None, date_header: str | None = None) -> floa
     expires = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
     now = time.time()
     if date_header:
-        parsed = email.utils.parsedate_to_datetime(date_header)
-        if parsed is not None:
-            now = parsed.timestamp()
+        with contextlib.suppress(ValueError):  # not an HTTP date: the local clock will do
+            now = email.utils.parsedate_to_datetime(date_header).timestamp()
     return expires.timestamp() - now
+
+
+def request_tracking_token(
+    client: HttpClient, workspace_path: str, **kwargs: Any
+) -> tuple[dict[str, Any], float]:
+    """Mint a tracking token of a workspace: the server's answer, and how long it is valid."""
+    response = client.request("POST", f"{workspace_path}/tracking-token", json={}, **kwargs)
+    body = response.json()
+    return body, seconds_left(body.get("expires_at"), response.headers.get("Date"))
 
 
 class TrackingTokenSource:
@@ -112,11 +125,6 @@ def register(source: TrackingTokenSource) -> TrackingTokenSource:
     return source
 
 
-def unregister(tracking_uri: str) -> None:
-    with _sources_lock:
-        _sources.pop(tracking_uri.rstrip("/"), None)
-
-
 def clear() -> None:
     """Forget every registered tracking URI."""
     with _sources_lock:
@@ -145,7 +153,7 @@ def source_for_url(url: str) -> TrackingTokenSource | None:
     match = _TRACKING_PATH.match(url)
     if match is None:
         return None
-    from mlstudio._http import HttpClient, segment
+    from mlstudio._http import HttpClient, workspace_path
     from mlstudio.auth import DefaultAuthentication
     from mlstudio.exceptions import AuthenticationError
 
@@ -156,16 +164,11 @@ def source_for_url(url: str) -> TrackingTokenSource | None:
     except AuthenticationError:
         return None
     client = HttpClient(server, auth)
-    path = (
-        f"subscriptions/{segment(unquote(match['sub']))}/resourceGroups/"
-        f"{segment(unquote(match['rg']))}/workspaces/{segment(unquote(match['ws']))}"
-        "/tracking-token"
-    )
+    path = workspace_path(unquote(match["sub"]), unquote(match["rg"]), unquote(match["ws"]))
 
     def mint() -> tuple[str, float]:
-        response = client.request("POST", path, json={})
-        body = response.json()
-        return body["token"], seconds_left(body.get("expires_at"), response.headers.get("Date"))
+        body, lifetime = request_tracking_token(client, path)
+        return body["token"], lifetime
 
     tracking_uri = match.group(0)
     with _sources_lock:

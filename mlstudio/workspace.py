@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlstudio import _renewal
 from mlstudio._config import CONFIG_DIR, CONFIG_FILE, load_config
-from mlstudio._http import Auth, HttpClient, check_subscription_id, make_client, segment
+from mlstudio._http import Auth, HttpClient, check_subscription_id, make_client, workspace_path
 from mlstudio._progress import finish_job
 from mlstudio.exceptions import (
     ConflictError,
@@ -298,10 +298,7 @@ class Workspace:
 
     @property
     def _path(self) -> str:
-        return (
-            f"subscriptions/{segment(self._subscription_id)}/resourceGroups/"
-            f"{segment(self._resource_group)}/workspaces/{segment(self._name)}"
-        )
+        return workspace_path(self._subscription_id, self._resource_group, self._name)
 
     def _fetch(self) -> dict[str, Any]:
         return self._client.get(self._path, not_found=WorkspaceNotFound)
@@ -367,14 +364,11 @@ class Workspace:
     # --- Tracking ---------------------------------------------------------------------------
 
     def _mint_tracking_token(self) -> tuple[str, float]:
-        response = self._client.request(
-            "POST", f"{self._path}/tracking-token", json={}, not_found=WorkspaceNotFound
+        body, lifetime = _renewal.request_tracking_token(
+            self._client, self._path, not_found=WorkspaceNotFound
         )
-        body = response.json()
         self._tracking_uri = body["tracking_uri"]
-        return body["token"], _renewal.seconds_left(
-            body.get("expires_at"), response.headers.get("Date")
-        )
+        return body["token"], lifetime
 
     def get_mlflow_tracking_uri(self) -> str:
         """The URI to give ``mlflow.set_tracking_uri()`` to log to this workspace.

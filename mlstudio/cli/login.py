@@ -43,7 +43,7 @@ def cmd_login(args: argparse.Namespace, out: Output) -> int:
         }
         if args.expires_in:  # 0: a token that does not expire
             body["expires_in"] = args.expires_in
-        minted = HttpClient(server, None).post("login", body, auth=False)
+        minted = HttpClient(server, None).post("login", body)
         save_login(
             server,
             minted["token"],

@@ -51,7 +51,7 @@ def cmd_workspace_create(args: argparse.Namespace, out: Output) -> int:
         description=args.description or "",
         server_url=server_url(args),
     )
-    out.record(ws.get_details())
+    out.record(ws._details)  # as the server answered the creation (or, exist_ok, the lookup)
     out.message(f"Workspace {ws.name} is ready.")
     return EXIT_OK
 
