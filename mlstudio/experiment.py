@@ -63,8 +63,10 @@ class Experiment:
         return cls(workspace, dto["name"], _dto=dto)
 
     def _resolve(self) -> dict[str, Any] | None:
+        # Names are unique in a workspace, archived experiments included: whatever its
+        # stage, there is at most one experiment of this name.
         if self._dto is None:
-            self._dto = self._lookup(self.workspace, self._name)
+            self._dto = self._lookup(self.workspace, self._name, "all")
         return self._dto
 
     def _ensure(self, tags: dict[str, str] | None = None) -> dict[str, Any]:
@@ -155,7 +157,10 @@ class Experiment:
         Raises:
             ExperimentNotFound: it does not exist.
         """
-        self._dto = self.workspace._client.get(self._path(), not_found=ExperimentNotFound)
+        if self._dto is None:  # its lookup by name reads it fresh
+            self._path()  # raises ExperimentNotFound when there is none
+        else:
+            self._dto = self.workspace._client.get(self._path(), not_found=ExperimentNotFound)
         return dict(self._dto)
 
     def _path(self, *parts: str) -> str:
@@ -246,8 +251,10 @@ class Experiment:
 
     def reactivate(self, new_name: str | None = None) -> None:
         """Restore an archived experiment, optionally renaming it first."""
-        dto = self._dto if self.archived else self._lookup(self.workspace, self._name, "deleted")
-        if dto is None:
+        dto = self._dto
+        if dto is None or dto.get("lifecycle_stage") != "deleted":
+            dto = self._lookup(self.workspace, self._name, "all")
+        if dto is None or dto.get("lifecycle_stage") != "deleted":
             raise ExperimentNotFound(f"No archived experiment named {self._name!r}.")
         self._dto = dto
         self._dto = self.workspace._client.post(self._path("restore"), not_found=ExperimentNotFound)

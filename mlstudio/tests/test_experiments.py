@@ -184,6 +184,15 @@ def test_experiment_delete_requests_a_purge_job(ws, mlflow_client, monkeypatch):
     assert job["url"].startswith(ws.server_url + "/api/v1/jobs/")
     assert "purge-me" not in ws.experiments
     assert len(queued) == 1
+    # Opened by name after it was archived elsewhere: the same experiment, purged as well.
+    archived = mlflow_client.create_experiment("archived-elsewhere")
+    mlflow_client.delete_experiment(archived)
+    from mlstudio import Experiment
+
+    again = Experiment(ws, "archived-elsewhere")
+    assert again.archived
+    assert again.delete(wait=False)["kind"] == "experiment"
+    assert len(queued) == 2
 
 
 def test_file_names_and_download(ws, mlflow_client, tmp_path):
