@@ -9,7 +9,8 @@ from portal.models import ResourceGroup, Subscription, Workspace
 from tracking.models import Experiment, Run, RunStatus
 
 
-def _int_id(value: str | int) -> int | None:
+def int_id(value: str | int) -> int | None:
+    """An id as stored (a positive BIGINT), or None for text that cannot be one."""
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -19,7 +20,7 @@ def _int_id(value: str | int) -> int | None:
 
 def experiment_get(*, workspace: Workspace, experiment_id: str | int) -> Experiment:
     """The workspace's experiment with this id (active or deleted), or RESOURCE_DOES_NOT_EXIST."""
-    pk = _int_id(experiment_id)
+    pk = int_id(experiment_id)
     experiment = (
         Experiment.objects.filter(workspace=workspace, pk=pk).first() if pk is not None else None
     )
@@ -40,7 +41,8 @@ def run_get(*, workspace: Workspace, run_id: str, for_update: bool = False) -> R
     runs = Run.objects.filter(workspace=workspace, run_uuid=run_id)
     if for_update:
         runs = runs.select_for_update()
-    run = runs.first() if isinstance(run_id, str) and run_id else None
+    # PostgreSQL refuses NUL in a text parameter with an error, not a miss.
+    run = runs.first() if isinstance(run_id, str) and run_id and "\x00" not in run_id else None
     if run is None:
         raise NotFound(f"Run with id={run_id} not found")
     return run

@@ -134,7 +134,7 @@ def run_search_queryset(
     Pages slice it and count it; the filter and order are validated here, with
     mlflow's messages, before any query runs.
     """
-    stages = _stages(run_view_type)
+    stages = view_stages(run_view_type)
     with _as_invalid_parameter():
         parsed_filters = _parsed_run_filter(filter_string)
     conditions = [_run_condition(clause) for clause in parsed_filters]
@@ -168,7 +168,7 @@ def search_experiments(
     Their tags are prefetched (one more query), as every caller renders them.
     """
     limit = _max_results(max_results, allow_none=False)
-    stages = _stages(view_type)
+    stages = view_stages(view_type)
     with _as_invalid_parameter():
         parsed_filters = SearchExperimentsUtils.parse_search_filter(filter_string)
     conditions = [_experiment_condition(clause) for clause in parsed_filters]
@@ -201,7 +201,7 @@ def _as_invalid_parameter() -> Iterator[None]:
         raise InvalidParameter(f"Invalid search expression: {exc}") from exc
 
 
-def _stages(view_type: str | int) -> tuple[str, ...]:
+def view_stages(view_type: str | int) -> tuple[str, ...]:
     name = view_type
     if isinstance(view_type, int) and not isinstance(view_type, bool):
         name = _VIEW_TYPE_NUMBERS.get(view_type, "")

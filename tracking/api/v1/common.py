@@ -15,13 +15,13 @@ from rest_framework.request import Request
 from portal import services as portal_services
 from portal.api.common import ws_access
 from portal.api.schema import error_responses
-from portal.errors import InvalidParameter, NotFound
+from portal.errors import InvalidParameter
 from portal.models import Role, Workspace
 from tracking.models import Experiment, LifecycleStage, Run
 from tracking.selectors import experiment_get, run_get
+from tracking.selectors.tables import VIEWS
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-VIEWS = {"active": "ACTIVE_ONLY", "deleted": "DELETED_ONLY", "all": "ALL"}
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -64,9 +64,6 @@ def run_for(
     """The URL's run, after workspace_for's access checks; `run.workspace` is the URL's
     workspace, already loaded."""
     workspace = workspace_for(request, kwargs, write=write)
-    # PostgreSQL refuses NUL in a text parameter with an error, not a miss.
-    if "\x00" in run_id:
-        raise NotFound(f"Run with id={run_id!r} not found")
     run = run_get(workspace=workspace, run_id=run_id, for_update=for_update)
     run.workspace = workspace
     return run
@@ -93,15 +90,6 @@ def stage_change(
     if target.lifecycle_stage != _STAGE_AFTER[action]:
         change()
         portal_services.audit_record(actor=request.user, action=action, target=target)
-
-
-def positive_id(raw: str) -> int | None:
-    """An experiment id as stored (a positive BIGINT), or None for text that cannot be one."""
-    try:
-        number = int(raw)
-    except ValueError:
-        return None
-    return number if 0 < number <= INT64_MAX else None
 
 
 def _no_nul(name: str, value: str) -> str:

@@ -38,14 +38,9 @@ from tracking.api.v1.serializers import (
     ExperimentSerializer,
     ExperimentUpdateSerializer,
 )
-from tracking.models import Experiment, LifecycleStage
+from tracking.models import Experiment
+from tracking.selectors.search import view_stages
 from tracking.services import experiments as svc
-
-_STAGES = {
-    "ACTIVE_ONLY": [LifecycleStage.ACTIVE],
-    "DELETED_ONLY": [LifecycleStage.DELETED],
-    "ALL": [LifecycleStage.ACTIVE, LifecycleStage.DELETED],
-}
 
 
 def experiments_data(experiments: list[Experiment]) -> list[dict[str, Any]]:
@@ -97,7 +92,7 @@ def _ordering(request: Request) -> tuple[str, ...]:
 
 def _filtered(request: Request, workspace: Workspace) -> QuerySet[Experiment]:
     experiments = Experiment.objects.filter(
-        workspace=workspace, lifecycle_stage__in=_STAGES[query_view(request)]
+        workspace=workspace, lifecycle_stage__in=view_stages(query_view(request))
     )
     name = query_text(request, "name")
     if name:

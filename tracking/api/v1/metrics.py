@@ -48,18 +48,8 @@ KEY_PARAM = OpenApiParameter(
 STEP = {"type": "integer", "format": "int64", "minimum": INT64_MIN, "maximum": INT64_MAX}
 
 
-def _value(value: float, is_nan: bool) -> float | str:
-    # v - v is 0 only for finite numbers; the rest take protobuf's words.
-    return value if not is_nan and value - value == 0 else json_float(value, is_nan)
-
-
 def _point(step: int, timestamp: int, value: float, is_nan: bool) -> dict[str, Any]:
-    return {"step": step, "timestamp": timestamp, "value": _value(value, bool(is_nan))}
-
-
-def _encode_after(row: tuple) -> str:
-    step, timestamp, value, is_nan = row
-    return sel.encode_token((step, timestamp, value, bool(is_nan)))
+    return {"step": step, "timestamp": timestamp, "value": json_float(value, bool(is_nan))}
 
 
 def _decode_after(cursor: dict[str, Any]) -> tuple | None:
@@ -96,7 +86,7 @@ class LatestMetricsView(APIView):
         )
         return Response(
             [
-                {"key": key, "value": _value(value, is_nan), "step": step, "timestamp": ts}
+                {"key": key, "value": json_float(value, is_nan), "step": step, "timestamp": ts}
                 for key, value, step, ts, is_nan in rows
             ]
         )
@@ -140,7 +130,7 @@ class MetricHistoryView(APIView):
         return paged_response(
             [_point(*row) for row in rows],
             request,
-            {"after": _encode_after(rows[-1])} if more else None,
+            {"after": sel.encode_token(rows[-1])} if more else None,
         )
 
 

@@ -30,7 +30,6 @@ from portal.models import Workspace
 from tracking.api.v1.common import (
     VIEW_PARAM,
     errors,
-    positive_id,
     query_list,
     query_text,
     query_view,
@@ -40,6 +39,7 @@ from tracking.api.v1.common import (
 )
 from tracking.api.v1.serializers import RunPageSerializer, RunSerializer, RunUpdateSerializer
 from tracking.models import Experiment, LifecycleStage, Run, RunStatus
+from tracking.selectors.core import int_id
 from tracking.selectors.runs import run_key_values, runs_by_pks
 from tracking.selectors.search import search_runs
 from tracking.services import purge
@@ -94,7 +94,7 @@ def _experiment_ids(request: Request, workspace: Workspace) -> list[str]:
     asked = query_list(request, "experiment_id", limit=MAX_EXPERIMENT_IDS)
     if not asked:
         return [str(pk) for pk in experiments.values_list("pk", flat=True)]
-    wanted = {raw: positive_id(raw) for raw in asked}
+    wanted = {raw: int_id(raw) for raw in asked}
     found = set(
         experiments.filter(pk__in=[pk for pk in wanted.values() if pk]).values_list("pk", flat=True)
     )
