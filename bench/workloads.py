@@ -303,12 +303,15 @@ def w_history_prep(client, uri: str, s: Sizes, state: dict) -> dict:
     }
 
 
-def _raw_history(raw: Raw, run_id: str, key: str, page: int = 0) -> tuple[int, int]:
+def _raw_history(
+    raw: Raw, run_id: str, key: str, page: int = 0, parse: bool = False
+) -> tuple[int, int, int]:
     """Page through get-history as the client does (25,000 a page) or `page` a page;
-    (pages, bytes)."""
+    (pages, bytes, points). Unparsed, the body is only searched for its page token and
+    points stays 0."""
     from mlflow.tracking._tracking_service.client import GET_METRIC_HISTORY_MAX_RESULTS
 
-    token, pages, size = None, 0, 0
+    token, pages, size, points = None, 0, 0, 0
     while True:
         params = {
             "run_id": run_id,
@@ -319,10 +322,15 @@ def _raw_history(raw: Raw, run_id: str, key: str, page: int = 0) -> tuple[int, i
             params["page_token"] = token
         body = raw.call("GET", "metrics/get-history", params=params).content
         pages, size = pages + 1, size + len(body)
-        found = re.search(rb'"next_page_token"\s*:\s*"([^"]+)"', body)
-        if not found:
-            return pages, size
-        token = found.group(1).decode()
+        if parse:
+            answer = json.loads(body)
+            points += len(answer.get("metrics", []))
+            token = answer.get("next_page_token")
+        else:
+            found = re.search(rb'"next_page_token"\s*:\s*"([^"]+)"', body)
+            token = found.group(1).decode() if found else None
+        if not token:
+            return pages, size, points
 
 
 def w_history(client, uri: str, s: Sizes, state: dict) -> dict:
@@ -338,7 +346,7 @@ def w_history(client, uri: str, s: Sizes, state: dict) -> dict:
     raw, raw_times = Raw(uri), []
     for _ in range(s.history_repeats):
         started = time.perf_counter()
-        pages, size = _raw_history(raw, run_id, HISTORY_KEY)
+        pages, size, _ = _raw_history(raw, run_id, HISTORY_KEY)
         raw_times.append(time.perf_counter() - started)
     best = min(times)
     return {
@@ -404,19 +412,6 @@ def _v1_history(raw: Raw, first_url: str, parse: bool = False) -> tuple[int, int
             found = _NEXT.search(body, 0, 4096)
             url = found.group(1).decode() if found else None
     return pages, size, points
-
-
-def _mlflow_history_points(raw: Raw, run_id: str, key: str, page: int) -> int:
-    token, points = None, 0
-    while True:
-        params = {"run_id": run_id, "metric_key": key, "max_results": page}
-        if token:
-            params["page_token"] = token
-        body = raw.call("GET", "metrics/get-history", params=params).json()
-        points += len(body.get("metrics", []))
-        token = body.get("next_page_token")
-        if not token:
-            return points
 
 
 def w_api(client, uri: str, s: Sizes, state: dict) -> dict:
@@ -503,10 +498,7 @@ def w_api(client, uri: str, s: Sizes, state: dict) -> dict:
             return [run.info.run_name for run in sdk()]
 
         def history(parse: bool = False) -> tuple[int, int, int]:
-            if parse:
-                points = _mlflow_history_points(raw, run_id, HISTORY_KEY, API_HISTORY_PAGE)
-                return 0, 0, points
-            return (*_raw_history(raw, run_id, HISTORY_KEY, API_HISTORY_PAGE), 0)
+            return _raw_history(raw, run_id, HISTORY_KEY, API_HISTORY_PAGE, parse)
 
     # Both servers must answer the same runs, in the same order: checked once, untimed.
     for label, names in (("REST search", rest_names()), ("SDK search", sdk_names())):
