@@ -8,7 +8,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from portal import views
 from portal.api.docs import RedocView, SwaggerView
-from tracking.api.urls import mlflow_dispatch
+from tracking.mlflow.urls import mlflow_dispatch
 
 SUB = "subscriptions/<uuid:subscription_id>"
 RG = f"{SUB}/resourceGroups/<str:resource_group>"

@@ -56,7 +56,7 @@ urlpatterns = [
     path(f"{WS}/{MEMBER}", views.MemberDetailView.as_view(), name="api-workspace-member"),
     path(f"{WS}/tracking-token", views.TrackingTokenView.as_view(), name="api-tracking-token"),
     # Experiments, runs, metrics, artifacts of a workspace (tracking/api/v1).
-    path(f"{WS}/", include("tracking.api.v1.urls")),
+    path(f"{WS}/", include("tracking.api.urls")),
     # Last: whatever else is asked under /api/v1 gets the API's JSON 404.
     re_path(r"^.*$", views.NotFoundView.as_view(), name="api-not-found"),
 ]

@@ -236,7 +236,7 @@ def deletion_job_execute(
 def _forget_cached_access() -> None:
     """This process's MLflow access cache must not serve the workspace any longer (other
     processes forget within ACCESS_CACHE_SECONDS)."""
-    from tracking.api.protocol import access_cache_clear
+    from tracking.mlflow.protocol import access_cache_clear
 
     access_cache_clear()
 

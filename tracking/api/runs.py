@@ -1,200 +1,292 @@
-"""MLflow protocol: runs, params, tags, metrics, log-batch, inputs, search."""
+"""/api/v1 runs: search across experiments, get, update, soft delete, restore, purge, cancel.
+
+A page of runs costs three queries whatever its size: the search (one SQL with MLflow's
+filter and order), the runs' rows, and their metrics, params and tags (run_key_values,
+shared with the MLflow protocol's JSON)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
 from django.db import transaction
-from mlflow.utils.validation import MAX_BATCH_LOG_REQUEST_SIZE, _validate_batch_log_limits
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from portal.errors import InvalidParameter
-from tracking.api.experiments import resolve_experiment
-from tracking.api.protocol import Call, as_float, as_int, missing, page, route
-from tracking.models import Run
-from tracking.selectors import run_get
-from tracking.selectors.runs import run_info_json, runs_by_pks, runs_json
+from portal import services as portal_services
+from portal.api.common import (
+    CURSOR_PARAM,
+    PAGE_SIZE_PARAM,
+    decode_cursor,
+    page_size,
+    paged_response,
+)
+from portal.errors import InvalidParameter, NotFound
+from portal.models import Workspace
+from tracking.api.common import (
+    VIEW_PARAM,
+    errors,
+    query_list,
+    query_text,
+    query_view,
+    run_for,
+    stage_change,
+    workspace_for,
+)
+from tracking.api.serializers import RunPageSerializer, RunSerializer, RunUpdateSerializer
+from tracking.models import Experiment, LifecycleStage, Run, RunStatus
+from tracking.selectors.core import int_id
+from tracking.selectors.runs import run_key_values, runs_by_pks
+from tracking.selectors.search import search_runs
+from tracking.services import purge
 from tracking.services import runs as svc
-from tracking.services.datasets import run_log_inputs
+from tracking.services.experiments import now_ms
+
+ENDED = (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
+MAX_EXPERIMENT_IDS = 100
 
 
-def _run_id(call: Call) -> str:
-    run_id = call.str("run_id") or call.str("run_uuid")
-    if not run_id:
-        raise missing("run_id")
-    return run_id
+def runs_data(runs: list[Run]) -> list[dict[str, Any]]:
+    """Runs as the API shows them, in the given order; one query for the metrics, params
+    and tags of all of them, each keyed by name in name order."""
+    if not runs:
+        return []
+    metrics, params, tags = run_key_values([run.pk for run in runs])
+    return [
+        {
+            "run_id": run.run_uuid,
+            "run_name": run.name,
+            "experiment_id": str(run.experiment_id),
+            "status": run.status,
+            "start_time": run.start_time,
+            "end_time": run.end_time,
+            "lifecycle_stage": run.lifecycle_stage,
+            "user_id": run.user_id,
+            "artifact_uri": run.artifact_uri,
+            "params": _by_key(params[run.pk], itemgetter("value")),
+            "tags": _by_key(tags[run.pk], itemgetter("value")),
+            "metrics": _by_key(metrics[run.pk], _latest),
+        }
+        for run in runs
+    ]
 
 
-def _run(call: Call, *, for_update: bool = False) -> Run:
-    return run_get(workspace=call.workspace, run_id=_run_id(call), for_update=for_update)
+def _by_key(items: list[dict[str, Any]], value: Callable[[dict[str, Any]], Any]) -> dict:
+    return {item["key"]: value(item) for item in sorted(items, key=itemgetter("key"))}
 
 
-def _pairs(call: Call, name: str) -> list[tuple[Any, Any]]:
-    pairs = []
-    for item in call.dicts(name):
-        if item.get("key") in (None, ""):
-            raise InvalidParameter(f"Missing value for required parameter '{name}.key'.")
-        pairs.append((item.get("key"), item.get("value")))
-    return pairs
+def _latest(metric: dict[str, Any]) -> dict[str, Any]:
+    return {"value": metric["value"], "step": metric["step"], "timestamp": metric["timestamp"]}
 
 
-@route("POST", "2.0/mlflow/runs/create", write=True)
-def create(call: Call) -> dict:
-    experiment = resolve_experiment(call, call.str("experiment_id", default="0"))
-    run = svc.run_create(
-        workspace=call.workspace,
-        experiment=experiment,
-        # The authenticated user, not what the client claims (as mlflow's auth app does).
-        user_id=call.username or call.str("user_id"),
-        start_time=call.int("start_time"),
-        run_name=call.str("run_name"),
-        tags=_pairs(call, "tags"),
+def run_data(run: Run) -> dict[str, Any]:
+    return runs_data([run])[0]
+
+
+def _experiment_ids(request: Request, workspace: Workspace) -> list[str]:
+    """The asked experiments, each of which must be this workspace's (404 otherwise);
+    without any, every experiment of the workspace."""
+    experiments = Experiment.objects.filter(workspace=workspace)
+    asked = query_list(request, "experiment_id", limit=MAX_EXPERIMENT_IDS)
+    if not asked:
+        return [str(pk) for pk in experiments.values_list("pk", flat=True)]
+    wanted = {raw: int_id(raw) for raw in asked}
+    found = set(
+        experiments.filter(pk__in=[pk for pk in wanted.values() if pk]).values_list("pk", flat=True)
     )
-    return {"run": runs_json([run])[0]}
+    for raw, pk in wanted.items():
+        if pk not in found:
+            raise NotFound(f"No Experiment with id={raw} exists")
+    return [str(pk) for pk in dict.fromkeys(wanted.values())]
 
 
-@route("GET", "2.0/mlflow/runs/get")
-def get(call: Call) -> dict:
-    return {"run": runs_json([_run(call)])[0]}
-
-
-@route("POST", "2.0/mlflow/runs/update", write=True)
-def update(call: Call) -> dict:
-    with transaction.atomic():
-        run = svc.run_update(
-            run=_run(call, for_update=True),
-            status=call.str("status") or None,
-            end_time=call.int("end_time"),
-            run_name=call.str("run_name"),
+class RunListView(APIView):
+    @extend_schema(
+        operation_id="runs_list",
+        tags=["runs"],
+        summary="Search runs",
+        description="MLflow's run search over some or all experiments of the workspace, "
+        "paged (follow `next`). `filter` and `order_by` take the syntax of "
+        "`mlflow.search_runs()`, for example\n\n"
+        "`?filter=metrics.rmse < 0.5 and params.model = 'rf'&order_by=metrics.rmse ASC`"
+        "\n\n(URL-encoded when sent). A bad expression is a 400 with MLflow's message. "
+        "Without `order_by`, newest first.",
+        parameters=[
+            OpenApiParameter(
+                "experiment_id",
+                str,
+                many=True,
+                explode=True,
+                description="Search only these experiments (repeat the parameter, at most "
+                "100). Left out: every experiment of the workspace. An id that is not the "
+                "workspace's is a 404. Example: `experiment_id=1&experiment_id=4`.",
+            ),
+            OpenApiParameter(
+                "filter",
+                str,
+                description="An MLflow filter: conditions on `metrics.<key>`, `params.<key>`, "
+                "`tags.<key>` and `attributes.<name>` (`status`, `run_name`, `start_time`, …), "
+                "joined with `and`; text values in single quotes. Examples:\n\n"
+                "- `metrics.rmse < 0.5 and params.model = 'rf'`\n"
+                "- `attributes.status = 'FINISHED'`\n"
+                "- `tags.team LIKE 'vision%'`",
+            ),
+            OpenApiParameter(
+                "order_by",
+                str,
+                many=True,
+                explode=True,
+                description="An MLflow order-by clause: `metrics.<key>`, `params.<key>`, "
+                "`tags.<key>` or `attributes.<name>`, then `ASC` or `DESC`. Repeat it for "
+                "ties. Examples: `metrics.rmse ASC` (best first), `attributes.start_time "
+                "DESC`.",
+            ),
+            VIEW_PARAM,
+            PAGE_SIZE_PARAM,
+            CURSOR_PARAM,
+        ],
+        responses={200: RunPageSerializer, **errors(400, 401, 403, 404)},
+    )
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        workspace = workspace_for(request, kwargs)
+        experiment_ids = _experiment_ids(request, workspace)
+        size = page_size(request)
+        token = decode_cursor(request.query_params.get("cursor")).get("token")
+        if token is not None and not isinstance(token, str):
+            raise InvalidParameter("cursor: not a cursor this API returned.")
+        pks, next_token = search_runs(
+            workspace=workspace,
+            experiment_ids=experiment_ids,
+            filter_string=query_text(request, "filter"),
+            run_view_type=query_view(request),
+            max_results=size,
+            order_by=query_list(request, "order_by") or None,
+            page_token=token,
         )
-    return {"run_info": run_info_json(run)}
-
-
-@route("POST", "2.0/mlflow/runs/delete", write=True)
-def delete(call: Call) -> dict:
-    svc.run_delete(run=_run(call))
-    return {}
-
-
-@route("POST", "2.0/mlflow/runs/restore", write=True)
-def restore(call: Call) -> dict:
-    svc.run_restore(run=_run(call))
-    return {}
-
-
-@route("POST", "2.0/mlflow/runs/log-parameter", write=True)
-def log_param(call: Call) -> dict:
-    params = svc.clean_params([(call.str("key", required=True), call.data.get("value"))])
-    svc.run_log_batch(run=_run(call), params=params)
-    return {}
-
-
-@route("POST", "2.0/mlflow/runs/set-tag", write=True)
-def set_tag(call: Call) -> dict:
-    tags = svc.clean_tags([(call.str("key", required=True), call.data.get("value"))])
-    svc.run_log_batch(run=_run(call), tags=tags)
-    return {}
-
-
-@route("POST", "2.0/mlflow/runs/delete-tag", write=True)
-def delete_tag(call: Call) -> dict:
-    svc.run_delete_tag(run=_run(call), key=call.str("key", required=True))
-    return {}
-
-
-def _metric(data: dict[str, Any], seen: set[str], index: int | None = None) -> svc.MetricIn:
-    key = data.get("key")
-    value = data.get("value")
-    timestamp = data.get("timestamp")
-    step = data.get("step")
-    model_id = data.get("model_id")
-    # The fast path, for what the client sends: numbers as numbers, a key seen before.
-    if (
-        key in seen
-        and type(value) is float
-        and type(timestamp) is int
-        and timestamp >= 0
-        and (step is None or type(step) is int)
-        and not model_id
-        and value == value  # not NaN
-        and -(2**63) <= (step or 0) < 2**63
-        and timestamp < 2**63
-    ):
-        return svc.MetricIn(key, value, False, timestamp, step or 0)
-    where = "" if index is None else f"metrics[{index}]."
-    if key in (None, ""):
-        raise InvalidParameter(f"Missing value for required parameter '{where}key'.")
-    if value is None:
-        raise InvalidParameter(f"Missing value for required parameter '{where}value'.")
-    if timestamp is None:
-        raise InvalidParameter(f"Missing value for required parameter '{where}timestamp'.")
-    metric = svc.clean_metric(
-        key,
-        as_float(value, f"{where}value"),
-        as_int(timestamp, f"{where}timestamp"),
-        as_int(step, f"{where}step") if step is not None else 0,
-        seen,
-    )
-    if model_id:
-        metric.model_id = str(model_id)
-        metric.dataset_name = str(data.get("dataset_name") or "")
-        metric.dataset_digest = str(data.get("dataset_digest") or "")
-    return metric
-
-
-@route("POST", "2.0/mlflow/runs/log-metric", write=True)
-def log_metric(call: Call) -> dict:
-    metric = _metric(call.data, set())
-    svc.run_log_batch(run=_run(call), metrics=[metric])
-    return {}
-
-
-@route("POST", "2.0/mlflow/runs/log-batch", write=True)
-def log_batch(call: Call) -> dict:
-    if len(call.request.body) > MAX_BATCH_LOG_REQUEST_SIZE:
-        raise InvalidParameter(
-            f"Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, "
-            f"got a request of size {len(call.request.body)}."
+        return paged_response(
+            runs_data(runs_by_pks(list(pks))),
+            request,
+            {"token": next_token} if next_token else None,
         )
-    raw_metrics = call.dicts("metrics")
-    raw_params = _pairs(call, "params")
-    raw_tags = _pairs(call, "tags")
-    # Refuse an oversized batch before parsing a thousand metrics of it.
-    _validate_batch_log_limits(raw_metrics, raw_params, raw_tags)
-    seen: set[str] = set()
-    metrics = [_metric(m, seen, i) for i, m in enumerate(raw_metrics)]
-    svc.run_log_batch(
-        run=_run(call),
-        metrics=metrics,
-        params=svc.clean_params(raw_params),
-        tags=svc.clean_tags(raw_tags),
+
+
+class RunDetailView(APIView):
+    @extend_schema(
+        operation_id="runs_get",
+        tags=["runs"],
+        summary="Get a run",
+        description="Active or soft-deleted (see `lifecycle_stage`), with its params, tags "
+        "and the latest value of each metric.",
+        responses={200: RunSerializer, **errors(401, 403, 404)},
     )
-    return {}
+    def get(self, request: Request, run_id: str, **kwargs: Any) -> Response:
+        return Response(run_data(run_for(request, kwargs, run_id)))
 
-
-@route("POST", "2.0/mlflow/runs/log-inputs", write=True)
-def log_inputs(call: Call) -> dict:
-    run_log_inputs(run=_run(call), dataset_inputs=call.dicts("datasets"))
-    return {}
-
-
-def _experiment_ids(call: Call) -> list[str]:
-    ids = [str(e) for e in call.list("experiment_ids")]
-    if "0" in ids:  # the client's name for the default experiment
-        ids[ids.index("0")] = str(resolve_experiment(call, "0").pk)
-    return ids
-
-
-@route("POST", "2.0/mlflow/runs/search")
-def search(call: Call) -> dict:
-    from tracking.selectors.search import search_runs
-
-    pks, token = search_runs(
-        workspace=call.workspace,
-        experiment_ids=_experiment_ids(call),
-        filter_string=call.str("filter"),
-        run_view_type=str(call.data.get("run_view_type") or "ACTIVE_ONLY"),
-        max_results=call.int("max_results", default=1000),
-        order_by=call.str_list("order_by"),
-        page_token=call.str("page_token") or None,
+    @extend_schema(
+        operation_id="runs_update",
+        tags=["runs"],
+        summary="Rename a run or set its status",
+        description="Needs the contributor role; only an active run. Fields left out keep "
+        "their value. Setting an ended status (FINISHED, FAILED, KILLED) also sets "
+        "`end_time` to now when the run has none.",
+        request=RunUpdateSerializer,
+        responses={200: RunSerializer, **errors(400, 401, 403, 404)},
     )
-    return page("runs", runs_json(runs_by_pks(list(pks))), token)
+    def patch(self, request: Request, run_id: str, **kwargs: Any) -> Response:
+        with transaction.atomic():
+            run = run_for(request, kwargs, run_id, write=True, for_update=True)
+            body = RunUpdateSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            status = body.validated_data.get("status")
+            ends = status in ENDED and run.end_time is None
+            svc.run_update(
+                run=run,
+                status=status,
+                end_time=now_ms() if ends else None,
+                run_name=body.validated_data.get("run_name", ""),
+            )
+        return Response(run_data(run))
+
+    @extend_schema(
+        operation_id="runs_delete",
+        tags=["runs"],
+        summary="Delete a run (soft, restorable)",
+        description="A soft delete: the run moves to `lifecycle_stage: deleted`, is hidden "
+        "from default searches (see `view`) and can be restored. Nothing is removed; "
+        "**purge** it afterwards to remove it for good. Deleting a deleted run changes "
+        "nothing and answers the same. Answers the run (200), not 204.",
+        responses={
+            200: OpenApiResponse(RunSerializer, "The run, now deleted."),
+            **errors(401, 403, 404),
+        },
+    )
+    def delete(self, request: Request, run_id: str, **kwargs: Any) -> Response:
+        run = run_for(request, kwargs, run_id, write=True)
+        stage_change(request, run, "delete", partial(svc.run_delete, run=run))
+        return Response(run_data(run))
+
+
+class RunRestoreView(APIView):
+    @extend_schema(
+        operation_id="runs_restore",
+        tags=["runs"],
+        summary="Restore a deleted run",
+        description="Restoring an active run changes nothing. A run of a deleted experiment "
+        "cannot be restored on its own (400): restore the experiment, which brings back "
+        "the runs deleted with it.",
+        request=None,
+        responses={200: RunSerializer, **errors(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, run_id: str, **kwargs: Any) -> Response:
+        run = run_for(request, kwargs, run_id, write=True)
+        active = LifecycleStage.ACTIVE
+        if run.lifecycle_stage != active and run.experiment.lifecycle_stage != active:
+            raise InvalidParameter(
+                f"Run {run.run_uuid} belongs to a deleted experiment; restore the experiment first."
+            )
+        stage_change(request, run, "restore", partial(svc.run_restore, run=run))
+        return Response(run_data(run))
+
+
+class RunPurgeView(APIView):
+    @extend_schema(
+        operation_id="runs_purge",
+        tags=["runs"],
+        summary="Purge a deleted run",
+        description="Removes a soft-deleted run for good, with its artifacts and metric "
+        "history, before answering (204; no job). An active run is a 400: delete it "
+        "first. Purging cannot be undone.",
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Purged."),
+            **errors(400, 401, 403, 404),
+        },
+    )
+    def post(self, request: Request, run_id: str, **kwargs: Any) -> Response:
+        run = run_for(request, kwargs, run_id, write=True)
+        purge.run_purge(actor=request.user, workspace=run.workspace, runs=[run])
+        return Response(status=204)
+
+
+class RunCancelView(APIView):
+    @extend_schema(
+        operation_id="runs_cancel",
+        tags=["runs"],
+        summary="Cancel a run",
+        description="RUNNING or SCHEDULED become KILLED with `end_time` now; a KILLED run "
+        "is returned unchanged; a FINISHED or FAILED run is a 400.",
+        request=None,
+        responses={200: RunSerializer, **errors(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, run_id: str, **kwargs: Any) -> Response:
+        with transaction.atomic():
+            run = run_for(request, kwargs, run_id, write=True, for_update=True)
+            was = run.status
+            svc.run_cancel(run=run)
+            if run.status != was:
+                portal_services.audit_record(actor=request.user, action="cancel", target=run)
+        return Response(run_data(run))

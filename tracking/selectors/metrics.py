@@ -64,7 +64,7 @@ def history_page(
 def points_json(key: str, rows: list[tuple[int, int, float, bool]]) -> bytes:
     """Points as MLflow's JSON array. No run_id on each point, as mlflow server answers:
     the client parses every field of every point, and the run is the one asked for."""
-    from tracking.api.protocol import json_float
+    from tracking.mlflow.protocol import json_float
 
     return orjson.dumps(
         [

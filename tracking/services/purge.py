@@ -11,7 +11,7 @@ whatever deletes runs first calls `metric_points_purge` for them: one set-based
 DELETE. Runs go in batches (BATCH_SIZE per transaction) so an experiment with
 10,000 runs never holds one huge transaction, and progress can be reported.
 
-Where files are (see tracking.api.artifacts and tracking.services.runs): paths are
+Where files are (see tracking.mlflow.artifacts and tracking.services.runs): paths are
 relative to the workspace's artifact root; an experiment's folder is the path of its
 `artifact_location` (`mlflow-artifacts:/<experiment id>` by default), a run's is
 `<experiment folder>/<run uuid>` (its artifact_uri ends in `/artifacts`), a logged

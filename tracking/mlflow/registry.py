@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracking.api.protocol import Call, page, route
+from tracking.mlflow.protocol import Call, page, route
 from tracking.selectors import registry as sel
 from tracking.services import registry as svc
 

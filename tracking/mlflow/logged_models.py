@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from portal.errors import InvalidParameter
-from tracking.api.protocol import Call, as_int, missing, page, route
 from tracking.artifacts import list_under_uri
+from tracking.mlflow.protocol import Call, as_int, missing, page, route
 from tracking.selectors.logged_models import (
     logged_model_get,
     logged_model_search,

@@ -37,7 +37,7 @@ class LifecycleStageField(serializers.ChoiceField):
     }
 )
 class MetricValueField(serializers.Field):
-    """Read-only: values arrive already rendered by tracking.api.protocol.json_float."""
+    """Read-only: values arrive already rendered by tracking.mlflow.protocol.json_float."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs["read_only"] = True

@@ -1,0 +1,103 @@
+"""MLflow protocol: experiments."""
+
+from __future__ import annotations
+
+from tracking.mlflow.protocol import Call, page, route
+from tracking.models import Experiment
+from tracking.selectors import experiment_get, experiment_get_by_name
+from tracking.selectors.runs import experiments_json
+from tracking.services import experiments as svc
+
+
+def resolve_experiment(call: Call, experiment_id: str) -> Experiment:
+    """MLflow clients call the default experiment "0"; here it is the workspace's "Default"."""
+    if str(experiment_id).strip() == "0":
+        return svc.default_experiment(workspace=call.workspace)
+    return experiment_get(workspace=call.workspace, experiment_id=experiment_id)
+
+
+def _tags(call: Call) -> list[tuple[str, str]]:
+    return [(t.get("key"), t.get("value")) for t in call.dicts("tags")]
+
+
+@route("POST", "2.0/mlflow/experiments/create", write=True)
+def create(call: Call) -> dict:
+    experiment = svc.experiment_create(
+        workspace=call.workspace,
+        name=call.str("name", required=True),
+        artifact_location=call.str("artifact_location"),
+        tags=_tags(call),
+        actor=call.user,
+    )
+    return {"experiment_id": str(experiment.pk)}
+
+
+@route("GET", "2.0/mlflow/experiments/get")
+def get(call: Call) -> dict:
+    experiment = resolve_experiment(call, call.str("experiment_id", required=True))
+    return {"experiment": experiments_json([experiment])[0]}
+
+
+@route("GET", "2.0/mlflow/experiments/get-by-name")
+def get_by_name(call: Call) -> dict:
+    name = call.str("experiment_name", required=True)
+    experiment = experiment_get_by_name(workspace=call.workspace, name=name)
+    return {"experiment": experiments_json([experiment])[0]}
+
+
+def _search(call: Call) -> dict:
+    from tracking.selectors.search import search_experiments
+
+    experiments, token = search_experiments(
+        workspace=call.workspace,
+        view_type=call.str("view_type", default="ACTIVE_ONLY"),
+        max_results=call.int("max_results", default=1000),
+        filter_string=call.str("filter"),
+        order_by=call.str_list("order_by"),
+        page_token=call.str("page_token") or None,
+    )
+    return page("experiments", experiments_json(list(experiments)), token)
+
+
+route("POST", "2.0/mlflow/experiments/search")(_search)
+route("GET", "2.0/mlflow/experiments/search")(_search)
+
+
+@route("POST", "2.0/mlflow/experiments/update", write=True)
+def update(call: Call) -> dict:
+    experiment = resolve_experiment(call, call.str("experiment_id", required=True))
+    new_name = call.str("new_name")
+    if new_name:
+        svc.experiment_rename(experiment=experiment, new_name=new_name)
+    return {}
+
+
+@route("POST", "2.0/mlflow/experiments/delete", write=True)
+def delete(call: Call) -> dict:
+    svc.experiment_delete(
+        experiment=resolve_experiment(call, call.str("experiment_id", required=True))
+    )
+    return {}
+
+
+@route("POST", "2.0/mlflow/experiments/restore", write=True)
+def restore(call: Call) -> dict:
+    svc.experiment_restore(
+        experiment=resolve_experiment(call, call.str("experiment_id", required=True))
+    )
+    return {}
+
+
+@route("POST", "2.0/mlflow/experiments/set-experiment-tag", write=True)
+def set_tag(call: Call) -> dict:
+    experiment = resolve_experiment(call, call.str("experiment_id", required=True))
+    key = call.str("key", required=True)
+    svc.experiment_set_tag(experiment=experiment, key=key, value=call.str("value"))
+    return {}
+
+
+@route("POST", "2.0/mlflow/experiments/delete-experiment-tag", write=True)
+def delete_tag(call: Call) -> dict:
+    experiment = resolve_experiment(call, call.str("experiment_id", required=True))
+    svc.experiment_delete_tag(experiment=experiment, key=call.str("key", required=True))
+    return {}

@@ -1,0 +1,200 @@
+"""MLflow protocol: runs, params, tags, metrics, log-batch, inputs, search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from mlflow.utils.validation import MAX_BATCH_LOG_REQUEST_SIZE, _validate_batch_log_limits
+
+from portal.errors import InvalidParameter
+from tracking.mlflow.experiments import resolve_experiment
+from tracking.mlflow.protocol import Call, as_float, as_int, missing, page, route
+from tracking.models import Run
+from tracking.selectors import run_get
+from tracking.selectors.runs import run_info_json, runs_by_pks, runs_json
+from tracking.services import runs as svc
+from tracking.services.datasets import run_log_inputs
+
+
+def _run_id(call: Call) -> str:
+    run_id = call.str("run_id") or call.str("run_uuid")
+    if not run_id:
+        raise missing("run_id")
+    return run_id
+
+
+def _run(call: Call, *, for_update: bool = False) -> Run:
+    return run_get(workspace=call.workspace, run_id=_run_id(call), for_update=for_update)
+
+
+def _pairs(call: Call, name: str) -> list[tuple[Any, Any]]:
+    pairs = []
+    for item in call.dicts(name):
+        if item.get("key") in (None, ""):
+            raise InvalidParameter(f"Missing value for required parameter '{name}.key'.")
+        pairs.append((item.get("key"), item.get("value")))
+    return pairs
+
+
+@route("POST", "2.0/mlflow/runs/create", write=True)
+def create(call: Call) -> dict:
+    experiment = resolve_experiment(call, call.str("experiment_id", default="0"))
+    run = svc.run_create(
+        workspace=call.workspace,
+        experiment=experiment,
+        # The authenticated user, not what the client claims (as mlflow's auth app does).
+        user_id=call.username or call.str("user_id"),
+        start_time=call.int("start_time"),
+        run_name=call.str("run_name"),
+        tags=_pairs(call, "tags"),
+    )
+    return {"run": runs_json([run])[0]}
+
+
+@route("GET", "2.0/mlflow/runs/get")
+def get(call: Call) -> dict:
+    return {"run": runs_json([_run(call)])[0]}
+
+
+@route("POST", "2.0/mlflow/runs/update", write=True)
+def update(call: Call) -> dict:
+    with transaction.atomic():
+        run = svc.run_update(
+            run=_run(call, for_update=True),
+            status=call.str("status") or None,
+            end_time=call.int("end_time"),
+            run_name=call.str("run_name"),
+        )
+    return {"run_info": run_info_json(run)}
+
+
+@route("POST", "2.0/mlflow/runs/delete", write=True)
+def delete(call: Call) -> dict:
+    svc.run_delete(run=_run(call))
+    return {}
+
+
+@route("POST", "2.0/mlflow/runs/restore", write=True)
+def restore(call: Call) -> dict:
+    svc.run_restore(run=_run(call))
+    return {}
+
+
+@route("POST", "2.0/mlflow/runs/log-parameter", write=True)
+def log_param(call: Call) -> dict:
+    params = svc.clean_params([(call.str("key", required=True), call.data.get("value"))])
+    svc.run_log_batch(run=_run(call), params=params)
+    return {}
+
+
+@route("POST", "2.0/mlflow/runs/set-tag", write=True)
+def set_tag(call: Call) -> dict:
+    tags = svc.clean_tags([(call.str("key", required=True), call.data.get("value"))])
+    svc.run_log_batch(run=_run(call), tags=tags)
+    return {}
+
+
+@route("POST", "2.0/mlflow/runs/delete-tag", write=True)
+def delete_tag(call: Call) -> dict:
+    svc.run_delete_tag(run=_run(call), key=call.str("key", required=True))
+    return {}
+
+
+def _metric(data: dict[str, Any], seen: set[str], index: int | None = None) -> svc.MetricIn:
+    key = data.get("key")
+    value = data.get("value")
+    timestamp = data.get("timestamp")
+    step = data.get("step")
+    model_id = data.get("model_id")
+    # The fast path, for what the client sends: numbers as numbers, a key seen before.
+    if (
+        key in seen
+        and type(value) is float
+        and type(timestamp) is int
+        and timestamp >= 0
+        and (step is None or type(step) is int)
+        and not model_id
+        and value == value  # not NaN
+        and -(2**63) <= (step or 0) < 2**63
+        and timestamp < 2**63
+    ):
+        return svc.MetricIn(key, value, False, timestamp, step or 0)
+    where = "" if index is None else f"metrics[{index}]."
+    if key in (None, ""):
+        raise InvalidParameter(f"Missing value for required parameter '{where}key'.")
+    if value is None:
+        raise InvalidParameter(f"Missing value for required parameter '{where}value'.")
+    if timestamp is None:
+        raise InvalidParameter(f"Missing value for required parameter '{where}timestamp'.")
+    metric = svc.clean_metric(
+        key,
+        as_float(value, f"{where}value"),
+        as_int(timestamp, f"{where}timestamp"),
+        as_int(step, f"{where}step") if step is not None else 0,
+        seen,
+    )
+    if model_id:
+        metric.model_id = str(model_id)
+        metric.dataset_name = str(data.get("dataset_name") or "")
+        metric.dataset_digest = str(data.get("dataset_digest") or "")
+    return metric
+
+
+@route("POST", "2.0/mlflow/runs/log-metric", write=True)
+def log_metric(call: Call) -> dict:
+    metric = _metric(call.data, set())
+    svc.run_log_batch(run=_run(call), metrics=[metric])
+    return {}
+
+
+@route("POST", "2.0/mlflow/runs/log-batch", write=True)
+def log_batch(call: Call) -> dict:
+    if len(call.request.body) > MAX_BATCH_LOG_REQUEST_SIZE:
+        raise InvalidParameter(
+            f"Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, "
+            f"got a request of size {len(call.request.body)}."
+        )
+    raw_metrics = call.dicts("metrics")
+    raw_params = _pairs(call, "params")
+    raw_tags = _pairs(call, "tags")
+    # Refuse an oversized batch before parsing a thousand metrics of it.
+    _validate_batch_log_limits(raw_metrics, raw_params, raw_tags)
+    seen: set[str] = set()
+    metrics = [_metric(m, seen, i) for i, m in enumerate(raw_metrics)]
+    svc.run_log_batch(
+        run=_run(call),
+        metrics=metrics,
+        params=svc.clean_params(raw_params),
+        tags=svc.clean_tags(raw_tags),
+    )
+    return {}
+
+
+@route("POST", "2.0/mlflow/runs/log-inputs", write=True)
+def log_inputs(call: Call) -> dict:
+    run_log_inputs(run=_run(call), dataset_inputs=call.dicts("datasets"))
+    return {}
+
+
+def _experiment_ids(call: Call) -> list[str]:
+    ids = [str(e) for e in call.list("experiment_ids")]
+    if "0" in ids:  # the client's name for the default experiment
+        ids[ids.index("0")] = str(resolve_experiment(call, "0").pk)
+    return ids
+
+
+@route("POST", "2.0/mlflow/runs/search")
+def search(call: Call) -> dict:
+    from tracking.selectors.search import search_runs
+
+    pks, token = search_runs(
+        workspace=call.workspace,
+        experiment_ids=_experiment_ids(call),
+        filter_string=call.str("filter"),
+        run_view_type=str(call.data.get("run_view_type") or "ACTIVE_ONLY"),
+        max_results=call.int("max_results", default=1000),
+        order_by=call.str_list("order_by"),
+        page_token=call.str("page_token") or None,
+    )
+    return page("runs", runs_json(runs_by_pks(list(pks))), token)

@@ -1,0 +1,13 @@
+"""Loads every module that registers MLflow protocol routes, and exposes the one view."""
+
+from tracking.mlflow import (  # noqa: F401  (importing registers the routes)
+    artifacts,
+    experiments,
+    logged_models,
+    metrics,
+    registry,
+    runs,
+)
+from tracking.mlflow.protocol import dispatch as mlflow_dispatch
+
+__all__ = ["mlflow_dispatch"]
