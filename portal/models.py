@@ -300,18 +300,13 @@ AUDIT_VERBS = {
 }
 
 
-class DeletionJob(models.Model):
-    """One cascade deletion (an experiment purge, a workspace, a resource group).
+class Job(models.Model):
+    """What every background job shares: one row per job, written before the Celery
+    message is sent and updated by the worker, so a lost message or a dead worker is
+    recovered from the row (see portal.services.jobs). `kind` names a JobKind that an
+    app registered (portal.registry): the kind says how the job is done.
 
-    The row is written before the Celery message is sent and the task updates it, so
-    a lost message or a dead worker is recovered from here (see portal.tasks). Target
-    ids are plain values, not foreign keys: the job outlives what it deletes.
-    """
-
-    class Kind(models.TextChoices):
-        EXPERIMENT = "experiment", "Experiment"
-        WORKSPACE = "workspace", "Workspace"
-        RESOURCE_GROUP = "resource_group", "Resource group"
+    The job outlives what it works on, so targets are plain ids, not foreign keys."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -319,17 +314,13 @@ class DeletionJob(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
+    FINISHED = (Status.SUCCEEDED, Status.FAILED)
+    UNFINISHED = (Status.QUEUED, Status.RUNNING)
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    subscription_id = models.UUIDField(db_index=True)
-    resource_group_id = models.UUIDField(null=True, blank=True, db_index=True)
-    workspace_id = models.UUIDField(null=True, blank=True, db_index=True)
-    experiment_id = models.BigIntegerField(null=True, blank=True)
-    # "Contoso › rg-main › ws-main": what it was, readable after the rows are gone.
+    kind = models.CharField(max_length=32)
+    # "Contoso › rg-main › ws-main": what it works on, readable after the rows are gone.
     label = models.CharField(max_length=400)
-    # Artifact roots to purge, copied at request time so that a job re-run after
-    # the workspace rows are gone still knows where the files are.
-    artifact_roots = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -338,6 +329,8 @@ class DeletionJob(models.Model):
     progress_done = models.BigIntegerField(default=0)
     progress_total = models.BigIntegerField(default=0)
     error = models.TextField(blank=True)
+    # What the job did, a line per step with its time (the newest LOG_LIMIT characters).
+    log = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -345,16 +338,27 @@ class DeletionJob(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    LOG_LIMIT = 64 * 1024
+
     class Meta:
+        abstract = True
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "updated_at"])]
 
     def __str__(self) -> str:
-        return f"Delete {self.get_kind_display().lower()} {self.label}"
+        return f"{self.kind_label} {self.label}"
+
+    @property
+    def kind_label(self) -> str:
+        from portal import registry
+
+        try:
+            return registry.job_kind(self.kind).label
+        except LookupError:
+            return self.kind
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+        return self.status in self.FINISHED
 
     @property
     def percent(self) -> int:
@@ -363,3 +367,29 @@ class DeletionJob(models.Model):
         if self.progress_total <= 0:
             return 0
         return min(99, int(100 * self.progress_done / self.progress_total))
+
+
+class DeletionJob(Job):
+    """One cascade deletion: a workspace or a resource group (portal's own kinds), or
+    whatever another app registers (the tracking app's experiment purge). Where the
+    target sat is kept as ids, for access checks and listings after it is gone."""
+
+    class Kind(models.TextChoices):
+        # portal's own; other apps add theirs through portal.registry.
+        WORKSPACE = "workspace", "Workspace"
+        RESOURCE_GROUP = "resource_group", "Resource group"
+
+    subscription_id = models.UUIDField(db_index=True)
+    resource_group_id = models.UUIDField(null=True, blank=True, db_index=True)
+    workspace_id = models.UUIDField(null=True, blank=True, db_index=True)
+    # The target's id inside its workspace, for kinds registered by other apps.
+    target_id = models.CharField(max_length=64, blank=True)
+
+    class Meta(Job.Meta):
+        indexes = [
+            models.Index(fields=["status", "updated_at"]),
+            models.Index(fields=["kind", "target_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Delete {self.kind_label.lower()} {self.label}"

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Q, QuerySet
 
+from portal import registry
 from portal.errors import NotFound, PermissionDenied
 from portal.models import (
     ROLE_RANK,
@@ -544,21 +545,21 @@ def workspace_details(workspace: Workspace, base: str) -> dict:
 
 def deletion_job_parent(job: DeletionJob) -> Scope | None:
     """The scope a job's target sits in (whose readers may follow the job), if it is
-    still there: the workspace of an experiment, the resource group of a workspace,
-    the subscription of a resource group."""
-    if job.kind == DeletionJob.Kind.EXPERIMENT:
-        return (
-            Workspace.objects.select_related("resource_group__subscription")
-            .filter(pk=job.workspace_id)
-            .first()
-        )
+    still there: the resource group of a workspace, the subscription of a resource
+    group, the workspace of anything inside one (another app's kind: an experiment)."""
     if job.kind == DeletionJob.Kind.WORKSPACE:
         return (
             ResourceGroup.objects.select_related("subscription")
             .filter(pk=job.resource_group_id)
             .first()
         )
-    return Subscription.objects.filter(pk=job.subscription_id).first()
+    if job.kind == DeletionJob.Kind.RESOURCE_GROUP:
+        return Subscription.objects.filter(pk=job.subscription_id).first()
+    return (
+        Workspace.objects.select_related("resource_group__subscription")
+        .filter(pk=job.workspace_id)
+        .first()
+    )
 
 
 @dataclass
@@ -617,64 +618,21 @@ def deletion_jobs_for(obj: Subscription | ResourceGroup, limit: int = 10) -> lis
     return list(jobs.select_related("created_by")[:limit])
 
 
-def experiment_purge_job(*, experiment_id: int) -> DeletionJob | None:
-    """The queued or running purge of this experiment, if any: while there is one, the
-    experiment must not be restored (its files may be gone already)."""
-    return DeletionJob.objects.filter(
-        kind=DeletionJob.Kind.EXPERIMENT,
-        experiment_id=experiment_id,
-        status__in=[DeletionJob.Status.QUEUED, DeletionJob.Status.RUNNING],
-    ).first()
-
-
 @dataclass
 class DeletionSummary:
-    """What deleting a workspace or a resource group takes away, for its confirm page."""
+    """What deleting a workspace or a resource group takes away, for its confirm page:
+    the workspaces, and a row for each thing an app holds in them (experiments, runs,
+    stored artifacts…), in the order the apps registered them."""
 
     workspaces: list[Workspace]
-    experiments: int
-    runs: int
-    artifact_files: int
-    artifact_bytes: int
-    artifacts_counted_all: bool  # False when counting stopped at the limit
-
-
-ARTIFACT_COUNT_LIMIT = 10_000
+    rows: list[registry.DeletionRow]
 
 
 def deletion_summary(obj: Workspace | ResourceGroup) -> DeletionSummary:
-    """Counts of workspaces, experiments, runs and stored artifact files below obj.
-    Artifact files are counted up to ARTIFACT_COUNT_LIMIT, so the page stays fast."""
-    from tracking.artifacts import store_for
-    from tracking.models import Experiment, Run
-
+    """The workspaces below obj and the counts the apps registered for them."""
     if isinstance(obj, Workspace):
         workspaces = [obj]
     else:
         workspaces = list(Workspace.objects.filter(resource_group=obj).order_by("name"))
-    ids = [ws.pk for ws in workspaces]
-    files = size = 0
-    complete = True
-    for ws in workspaces:
-        try:
-            for entry in store_for(ws).walk(""):
-                files += 1
-                size += entry.file_size or 0
-                if files >= ARTIFACT_COUNT_LIMIT:
-                    complete = False
-                    break
-        except Exception:
-            # Unreachable storage (of any backend) must not break the confirm page:
-            # the count is shown as partial instead.
-            log.warning("Could not count the artifacts of workspace %s", ws.pk, exc_info=True)
-            complete = False
-        if not complete:
-            break
-    return DeletionSummary(
-        workspaces=workspaces,
-        experiments=Experiment.objects.filter(workspace_id__in=ids).count(),
-        runs=Run.objects.filter(workspace_id__in=ids).count(),
-        artifact_files=files,
-        artifact_bytes=size,
-        artifacts_counted_all=complete,
-    )
+    rows = [row for entry in registry.deletion_counts() for row in entry.rows(workspaces)]
+    return DeletionSummary(workspaces=workspaces, rows=rows)

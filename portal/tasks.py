@@ -21,15 +21,22 @@ def purge_expired_tokens() -> int:
 
 
 # acks_late + reject_on_worker_lost: a worker killed midway leaves the message to be
-# delivered again; the job's steps are idempotent, so the next worker finishes it.
-@shared_task(name="portal.tasks.deletion_job_run", acks_late=True, reject_on_worker_lost=True)
-def deletion_job_run(job_id: str) -> str:
-    """Run one deletion job; its outcome (and any error) is recorded on the job row."""
-    job = services.deletion_job_run(job_id=job_id)
+# delivered again; the claim on the row makes a duplicate harmless, and job steps are
+# idempotent, so the next worker finishes the job.
+@shared_task(name="portal.tasks.job_run", acks_late=True, reject_on_worker_lost=True)
+def job_run(model_label: str, job_id: str) -> str:
+    """Run one job of any registered kind; its outcome is recorded on its row."""
+    job = services.job_run(model_label=model_label, job_id=job_id)
     return job.status if job is not None else "missing"
 
 
-@shared_task(name="portal.tasks.deletion_jobs_recover")
-def deletion_jobs_recover() -> int:
-    """Beat: re-send deletion jobs whose message was lost or whose worker died."""
-    return len(services.deletion_jobs_recover())
+@shared_task(name="portal.tasks.deletion_job_run", acks_late=True, reject_on_worker_lost=True)
+def deletion_job_run(job_id: str) -> str:
+    """Messages sent before job_run existed (a queue that outlived an upgrade)."""
+    return job_run("portal.deletionjob", job_id)
+
+
+@shared_task(name="portal.tasks.jobs_recover")
+def jobs_recover() -> int:
+    """Beat: re-send jobs whose message was lost or whose worker died."""
+    return len(services.jobs_recover())

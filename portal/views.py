@@ -13,11 +13,10 @@ from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from portal import forms, selectors, services
+from portal import forms, registry, selectors, services
 from portal.errors import InvalidParameter, NotFound, PermissionDenied, StudioError
-from portal.models import DeletionJob, Membership, ResourceGroup, Role, Subscription, Workspace
+from portal.models import Membership, ResourceGroup, Role, Subscription, Workspace
 from portal.selectors import Access
-from tracking.selectors.tables import experiments_for_list
 
 
 def _fail(form: django_forms.Form, exc: StudioError, field: str | None = None) -> None:
@@ -259,7 +258,7 @@ def _render_workspace(
             "nav": "overview",
             "members": selectors.memberships_for_scope(ws),
             "activity": selectors.audit_entries_for(ws, 10),
-            "recent_experiments": experiments_for_list(workspace=ws)[:5],
+            "panels": workspace_panels(request, ws),
         },
     )
 
@@ -414,14 +413,25 @@ def _delete_confirm(
     )
 
 
+def workspace_panels(request: HttpRequest, ws: Workspace) -> list[dict]:
+    """The cards other apps registered for the workspace page, with their context."""
+    panels = []
+    for panel in registry.workspace_panels():
+        context = panel.context(request, ws)
+        if context is not None:
+            panels.append({"template": panel.template, "context": context})
+    return panels
+
+
 def _job_context(request: HttpRequest, job_id) -> dict:
     access = selectors.deletion_job_access(user=request.user, job_id=job_id)
     parent = access.parent if access.role is not None else None
     back = None
-    if parent is not None:
-        if access.job.kind == DeletionJob.Kind.EXPERIMENT:
-            back = (workspace_url(parent, "experiments"), "Back to experiments")
-        elif isinstance(parent, ResourceGroup):
+    kind = registry.job_kind(access.job.kind)
+    if parent is not None and kind.back_link is not None:
+        back = kind.back_link(access.job, parent)
+    elif parent is not None:
+        if isinstance(parent, ResourceGroup):
             back = (resource_group_url(parent), f"Back to resource group {parent.name}")
         else:
             back = (subscription_url(parent), f"Back to subscription {parent.name}")

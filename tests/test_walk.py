@@ -18,8 +18,8 @@ from playwright.sync_api import Page, expect
 
 from conftest import start_worker, stop_worker
 from portal.models import DeletionJob, ResourceGroup, Workspace
-from portal.tests.test_deletion import producer_on_worker_broker  # noqa: F401 - fixture
 from tests.browser import login, rg_path, shot, ws_path
+from tests.test_deletion import producer_on_worker_broker  # noqa: F401 - fixture
 from tracking.models import Run
 from tracking.tests.conftest import tracking  # noqa: F401 - fixture
 

@@ -173,10 +173,10 @@ def test_cancel_delete_restore(ws, mlflow_client):
 
 
 def test_experiment_delete_requests_a_purge_job(ws, mlflow_client, monkeypatch):
-    from portal.services import deletion
+    from portal.services import jobs
 
     queued: list[str] = []  # the Celery message is not sent; test_deletion runs a worker
-    monkeypatch.setattr(deletion, "_enqueue", lambda job_id, countdown=None: queued.append(job_id))
+    monkeypatch.setattr(jobs, "job_enqueue", lambda job, countdown=None: queued.append(job.pk))
     mlflow_client.create_experiment("purge-me")
     exp = ws.experiments["purge-me"]
     job = exp.delete(wait=False)

@@ -88,8 +88,8 @@ def job_response(request: Request, job: DeletionJob, *, status: int = 200) -> Re
 def deletion_requested(
     request: Request, target: Any, *, confirm_name: str | None = None
 ) -> Response:
-    """Ask for `target` (a workspace, a resource group, a deleted experiment) to be
-    deleted for good in the background: 202 with the job to poll."""
+    """Ask for `target` (a workspace or a resource group) to be deleted for good in the
+    background: 202 with the job to poll."""
     job = services.deletion_job_request(
         actor=request.user, target=target, confirm_name=confirm_name
     )

@@ -75,6 +75,7 @@ class DeletionJobSerializer(serializers.ModelSerializer):
             "percent",
             "is_finished",
             "error",
+            "log",
             "attempts",
             "created_at",
             "started_at",
@@ -89,6 +90,7 @@ class DeletionJobSerializer(serializers.ModelSerializer):
             "phase": {"help_text": "What the job is doing now, in words."},
             "progress_done": {"help_text": "Steps done, of `progress_total`."},
             "error": {"help_text": "Why the last attempt failed; empty while all goes well."},
+            "log": {"help_text": "What the job did, a timestamped line per step (newest 64 KiB)."},
             "attempts": {
                 "help_text": "Tries so far: a failing job is retried a few times on its own "
                 "before its status becomes failed."

@@ -1,9 +1,9 @@
 """Writes of the tenancy app. Every change leaves an audit entry.
 
 `from portal import services; services.workspace_create(...)`: the functions live in
-`tenancy` (subscriptions, resource groups, workspaces, roles, tokens, the audit log)
-and `deletion` (deletion jobs that purge a workspace, a resource group or an
-experiment in the background).
+`tenancy` (subscriptions, resource groups, workspaces, roles, tokens, the audit log),
+`jobs` (the one job machinery every background job uses) and `deletion` (the deletion
+jobs that remove a workspace or a resource group).
 """
 
 from portal.services.deletion import (
@@ -11,8 +11,12 @@ from portal.services.deletion import (
     deletion_job_request,
     deletion_job_retry,
     deletion_job_run,
-    deletion_jobs_recover,
+)
+from portal.services.jobs import (
     describe_error,
+    job_create,
+    job_run,
+    jobs_recover,
 )
 from portal.services.tenancy import (
     LAST_USED_RESOLUTION,
@@ -47,8 +51,10 @@ __all__ = [
     "deletion_job_request",
     "deletion_job_retry",
     "deletion_job_run",
-    "deletion_jobs_recover",
     "describe_error",
+    "job_create",
+    "job_run",
+    "jobs_recover",
     "membership_grant",
     "membership_revoke",
     "resource_group_create",

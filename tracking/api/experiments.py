@@ -16,7 +16,7 @@ from portal.api.common import (
     CURSOR_PARAM,
     PAGE_SIZE_PARAM,
     CursorPagination,
-    deletion_requested,
+    job_response,
     page_size,
 )
 from portal.api.serializers import DeletionJobSerializer
@@ -41,6 +41,7 @@ from tracking.api.serializers import (
 from tracking.models import Experiment
 from tracking.selectors.search import view_stages
 from tracking.services import experiments as svc
+from tracking.services import purge_jobs
 
 
 def experiments_data(experiments: list[Experiment]) -> list[dict[str, Any]]:
@@ -259,4 +260,5 @@ class ExperimentPurgeView(APIView):
     )
     def post(self, request: Request, experiment_id: str, **kwargs: Any) -> Response:
         experiment = experiment_for(request, kwargs, experiment_id, write=True)
-        return deletion_requested(request, experiment)
+        job = purge_jobs.experiment_purge_request(actor=request.user, experiment=experiment)
+        return job_response(request, job, status=202)

@@ -30,7 +30,7 @@ from tracking.api.serializers import (
     MetricSerializer,
     SampledHistorySerializer,
 )
-from tracking.mlflow.protocol import json_float
+from tracking.encoding import json_float
 from tracking.models import LatestMetric
 from tracking.selectors import metrics as sel
 

@@ -9,7 +9,8 @@ from django.http import HttpResponse, StreamingHttpResponse
 from mlflow.store.tracking import GET_METRIC_HISTORY_MAX_RESULTS
 
 from portal.errors import InvalidParameter, NotFound
-from tracking.mlflow.protocol import Call, json_float, route
+from tracking.encoding import json_float
+from tracking.mlflow.protocol import Call, route
 from tracking.models import Run
 from tracking.selectors import metrics as sel
 from tracking.selectors import run_get

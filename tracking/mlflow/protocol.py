@@ -14,25 +14,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import logging
 import math
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from mlflow.exceptions import MlflowException
 
+from portal.access_cache import cached_access
 from portal.errors import InvalidParameter, PermissionDenied, StudioError, Unauthenticated
 from portal.models import ApiToken, Role, Workspace, role_at_least
 from portal.selectors import Access, workspace_access
@@ -219,19 +216,6 @@ def as_float(value: Any, name: str) -> float:
     raise InvalidParameter(f"Invalid value {value!r} for parameter '{name}': expected a number")
 
 
-def json_float(value: float | None, is_nan: bool = False) -> float | str | None:
-    """A double as protobuf's JSON writes it: NaN and ±inf as strings."""
-    if is_nan:
-        return "NaN"
-    if value is None:
-        return None
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if math.isnan(value):
-        return "NaN"
-    return value
-
-
 # --- Authentication ------------------------------------------------------------------
 
 
@@ -270,49 +254,26 @@ def _authenticate(request: HttpRequest) -> tuple[Any, ApiToken | None]:
     )
 
 
-# A client logging a run sends many small requests with the same token to the same
-# workspace. Who it is and what role it holds there is remembered for a few seconds
-# per process (ACCESS_CACHE_SECONDS), keyed by a hash of the credentials: a revoked
-# token or a changed role takes effect within that time. Sessions are not cached.
-_ACCESS_CACHE: dict[bytes, tuple[float, Any, ApiToken | None, Access]] = {}
-_ACCESS_CACHE_MAX = 1024
-
-
 def _resolve_access(
     request: HttpRequest, subscription_id, resource_group: str, workspace: str
 ) -> tuple[Any, ApiToken | None, Access]:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    ttl = settings.ACCESS_CACHE_SECONDS
-    key = None
-    if header and ttl > 0:
-        key = hashlib.sha256(
-            f"{header}\n{subscription_id}\n{resource_group.lower()}\n{workspace.lower()}".encode()
-        ).digest()
-        cached = _ACCESS_CACHE.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1], cached[2], cached[3]
-    user, token = _authenticate(request)
-    access = workspace_access(
-        user=user,
-        subscription_id=subscription_id,
-        resource_group=resource_group,
-        workspace=workspace,
-        min_role=Role.READER,
-        token=token,
-    )
-    if key is not None:
-        if len(_ACCESS_CACHE) >= _ACCESS_CACHE_MAX:
-            _ACCESS_CACHE.clear()
-        expires = time.monotonic() + ttl
-        if token is not None and token.expires_at is not None:
-            left = (token.expires_at - timezone.now()).total_seconds()
-            expires = min(expires, time.monotonic() + left)
-        _ACCESS_CACHE[key] = (expires, user, token, access)
-    return user, token, access
+    """Who calls and their role on the workspace, remembered for a few seconds per
+    token by portal's access cache (the MLflow client sends many small requests)."""
 
+    def decide() -> tuple[Any, ApiToken | None, Access]:
+        user, token = _authenticate(request)
+        access = workspace_access(
+            user=user,
+            subscription_id=subscription_id,
+            resource_group=resource_group,
+            workspace=workspace,
+            min_role=Role.READER,
+            token=token,
+        )
+        return user, token, access
 
-def access_cache_clear() -> None:
-    _ACCESS_CACHE.clear()
+    scope = (subscription_id, resource_group.lower(), workspace.lower())
+    return cached_access(request.META.get("HTTP_AUTHORIZATION", ""), scope, decide)
 
 
 # --- Responses ----------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -14,6 +13,7 @@ from mlflow.utils.search_utils import SearchLoggedModelsPaginationToken
 
 from portal.errors import InvalidParameter, NotFound
 from portal.models import Workspace
+from tracking.encoding import json_float
 from tracking.models import (
     LifecycleStage,
     LoggedModel,
@@ -52,15 +52,6 @@ _ATTRIBUTES = {
     "model_type": "model_type",
     "source_run_id": "source_run__run_uuid",
 }
-
-
-def _json_float(value: float, is_nan: bool) -> float | str:
-    """A double as protobuf's JSON writes it: NaN and ±inf as strings."""
-    if is_nan or math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
 
 
 def status_value(value: Any) -> int:
@@ -340,7 +331,7 @@ def logged_models_data(models: Iterable[LoggedModel]) -> list[dict[str, Any]]:
     for model_pk, key, value, is_nan, timestamp, step, ds_name, ds_digest, run_id in rows:
         metric: dict[str, Any] = {
             "key": key,
-            "value": _json_float(value, is_nan),
+            "value": json_float(value, is_nan),
             "timestamp": timestamp,
             "step": step,
             "model_id": ids[model_pk],

@@ -16,6 +16,7 @@ import orjson
 from django.db import connection, transaction
 
 from portal.errors import InvalidParameter
+from tracking.encoding import json_float
 from tracking.models import LatestMetric, Run
 
 POINTS = "tracking_metricpoint"
@@ -64,8 +65,6 @@ def history_page(
 def points_json(key: str, rows: list[tuple[int, int, float, bool]]) -> bytes:
     """Points as MLflow's JSON array. No run_id on each point, as mlflow server answers:
     the client parses every field of every point, and the run is the one asked for."""
-    from tracking.mlflow.protocol import json_float
-
     return orjson.dumps(
         [
             {

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from django.db import connection
 
-from tracking.mlflow.protocol import json_float
+from tracking.encoding import json_float
 from tracking.models import (
     Experiment,
     ExperimentTag,

@@ -14,8 +14,8 @@ from mlflow.utils.validation import (
 
 from portal.errors import AlreadyExists, InvalidParameter, NotFound
 from portal.models import Workspace
-from portal.selectors import experiment_purge_job
 from tracking.models import Experiment, ExperimentTag, LifecycleStage, Run
+from tracking.selectors.purge import experiment_purge_job
 
 DEFAULT_EXPERIMENT_NAME = "Default"
 ARTIFACT_SCHEME = "mlflow-artifacts:"

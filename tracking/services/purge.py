@@ -334,12 +334,11 @@ def _experiment_rows_purge(experiment: Experiment, *, store: ArtifactStore | Non
 
 
 def workspace_purge_units(workspace: Workspace) -> int:
-    """Progress units of a workspace cascade: runs, experiments, its artifacts, its row
-    (which the caller removes and counts)."""
+    """Progress units of our part of a workspace purge: runs, experiments, artifacts."""
     return (
         Run.objects.filter(workspace=workspace).count()
         + Experiment.objects.filter(workspace=workspace).count()
-        + 2
+        + 1
     )
 
 

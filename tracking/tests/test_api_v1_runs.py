@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from mlflow.exceptions import MlflowException
 from mlflow.utils.search_utils import SearchUtils
 
-from portal.models import AuditEntry, DeletionJob
+from portal.models import AuditEntry
 from portal.tests.api import api, assert_error
 from tracking.artifacts import artifact_uri_path, store_for
 from tracking.models import LifecycleStage, Run
@@ -161,7 +161,7 @@ def test_experiment_purge_returns_a_job(cast) -> None:
     response = client.post(purge)
     assert response.status_code == 202
     job = response.json()
-    assert job["kind"] == DeletionJob.Kind.EXPERIMENT and job["status"] == "queued"
+    assert job["kind"] == "experiment" and job["status"] == "queued"
     assert job["url"].startswith("http://testserver/") and job["is_finished"] is False
     assert {"id", "label", "phase", "percent", "page_url", "progress_total"} <= set(job)
     assert client.post(purge).json()["id"] == job["id"]  # asking again: the same job

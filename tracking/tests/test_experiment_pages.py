@@ -288,9 +288,9 @@ def test_run_ids_of_another_workspace_are_ignored(client, cast, data):
 
 
 def test_restore_is_refused_while_a_purge_job_is_pending(client, cast, data, monkeypatch):
-    from portal.services import deletion
+    from portal.services import jobs
 
-    monkeypatch.setattr(deletion, "_enqueue", lambda job_id, countdown=None: None)
+    monkeypatch.setattr(jobs, "job_enqueue", lambda job, countdown=None: None)
     as_user(client, cast, "owner")
     fraud = data["fraud"]
     action = url(cast, "experiment-action", experiment_id=fraud.pk)

@@ -199,7 +199,7 @@ def test_clients_cannot_choose_an_artifact_location_outside(tracking, location):
 
 def test_revocation_applies_once_the_access_cache_expires(tracking, cast, settings):
     from portal import services
-    from tracking.mlflow.protocol import access_cache_clear
+    from portal.access_cache import access_cache_clear
 
     settings.ACCESS_CACHE_SECONDS = 1
     token, raw = services.token_create(user=cast.owner, name="short")

@@ -1,7 +1,7 @@
 """Permanent removal of tracking data: rows, metric points and stored artifacts.
 
 `populate` builds an experiment with everything a run can log (also used by the
-deletion job tests in portal/tests/test_deletion.py).
+deletion job tests in tests/test_deletion.py).
 """
 
 from __future__ import annotations

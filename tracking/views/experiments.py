@@ -21,7 +21,7 @@ from tracking.models import LifecycleStage, Run
 from tracking.selectors import tables
 from tracking.selectors.core import experiment_get
 from tracking.services import experiments as experiment_services
-from tracking.services import purge
+from tracking.services import purge, purge_jobs
 from tracking.services.runs import run_delete, run_restore
 from tracking.views.common import (
     experiment_url,
@@ -141,7 +141,7 @@ def experiment_action(request: HttpRequest, experiment_id: int, **kwargs: Any) -
             portal_services.audit_record(actor=request.user, action="restore", target=experiment)
             messages.success(request, f"Experiment “{experiment.name}” restored.")
         elif action == "purge":
-            job = portal_services.deletion_job_request(actor=request.user, target=experiment)
+            job = purge_jobs.experiment_purge_request(actor=request.user, experiment=experiment)
             return redirect(reverse("deletion-job", kwargs={"job_id": job.pk}))
         else:
             raise InvalidParameter("Unknown action.")

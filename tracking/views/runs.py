@@ -17,6 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, path
 from django.views.decorators.http import require_GET
 
+from portal import registry
 from portal.errors import NotFound, StudioError
 from portal.models import Workspace
 from portal.selectors import Access
@@ -65,8 +66,9 @@ def run_detail(request: HttpRequest, run_id: str, **kwargs: Any) -> HttpResponse
     access = workspace_for(request, kwargs)
     ws = access.obj
     run = run_page.run_for_page(workspace=ws, run_id=run_id)
+    extra_tabs = [entry for entry in registry.run_tabs() if entry.shown(run)]
     tab = request.GET.get("tab", "overview")
-    if tab not in TABS:
+    if tab not in TABS and tab not in {entry.slug for entry in extra_tabs}:
         tab = "overview"
     overview = run_page.run_overview(run)
     logged_models = run_page.run_logged_models(run)
@@ -102,6 +104,13 @@ def run_detail(request: HttpRequest, run_id: str, **kwargs: Any) -> HttpResponse
         ]
     elif tab == "artifacts":
         context.update(_artifacts_tab(request, ws, run, logged_models))
+    context["extra_tabs"] = extra_tabs
+    for entry in extra_tabs:  # tabs other apps registered (portal.registry)
+        if entry.slug == tab:
+            context["extra_tab"] = {
+                "template": entry.template,
+                "context": entry.context(request, run),
+            }
     return render_ws(
         request,
         "tracking/run.html",

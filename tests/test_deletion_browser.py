@@ -14,9 +14,9 @@ import pytest
 from django.db import connection
 from playwright.sync_api import Page, expect
 
-from portal import services
+from portal import registry, services
 from portal.models import DeletionJob, ResourceGroup
-from portal.services import deletion
+from portal.services import jobs
 from tests.browser import login, rg_path, shot, ws_path
 from tracking.services import purge
 from tracking.tests.test_purge import populate
@@ -34,9 +34,7 @@ def test_delete_a_resource_group_by_typing_its_name(
 ) -> None:
     populate(cast.workspace, "training", runs=6)
     sent: list[str] = []
-    monkeypatch.setattr(
-        deletion, "_enqueue", lambda job_id, countdown=None: sent.append(str(job_id))
-    )
+    monkeypatch.setattr(jobs, "job_enqueue", lambda job, countdown=None: sent.append(str(job.pk)))
     login(page, "olivia")
     page.goto(rg_path(cast))
     page.get_by_role("link", name="Delete resource group").click()
@@ -131,9 +129,7 @@ def _run_paused_after_first_batch(
 def test_delete_a_workspace_from_its_page(page: Page, live_server, cast, monkeypatch) -> None:
     populate(cast.workspace, "training", runs=2)
     sent: list[str] = []
-    monkeypatch.setattr(
-        deletion, "_enqueue", lambda job_id, countdown=None: sent.append(str(job_id))
-    )
+    monkeypatch.setattr(jobs, "job_enqueue", lambda job, countdown=None: sent.append(str(job.pk)))
     login(page, "carlos")
     page.goto(ws_path(cast))
     page.get_by_role("link", name="Delete workspace").click()
@@ -171,9 +167,7 @@ def test_a_failed_job_shows_its_error_and_can_be_retried(
     page: Page, live_server, cast, monkeypatch
 ) -> None:
     sent: list[str] = []
-    monkeypatch.setattr(
-        deletion, "_enqueue", lambda job_id, countdown=None: sent.append(str(job_id))
-    )
+    monkeypatch.setattr(jobs, "job_enqueue", lambda job, countdown=None: sent.append(str(job.pk)))
     job = services.deletion_job_request(
         actor=cast.owner, target=cast.workspace, confirm_name="ws-main"
     )
@@ -182,7 +176,7 @@ def test_a_failed_job_shows_its_error_and_can_be_retried(
         raise ConnectionError(111, "Connection refused")
 
     monkeypatch.setattr(purge, "workspace_tracking_purge", unreachable)
-    for _ in range(deletion.MAX_ATTEMPTS):
+    for _ in range(registry.job_kind("workspace").max_attempts):
         services.deletion_job_run(job_id=job.pk)
     login(page, "olivia")
     page.goto(f"/jobs/{job.pk}/")
@@ -191,9 +185,7 @@ def test_a_failed_job_shows_its_error_and_can_be_retried(
     shot(page, "deletion-job-failed")
 
     monkeypatch.undo()
-    monkeypatch.setattr(
-        deletion, "_enqueue", lambda job_id, countdown=None: sent.append(str(job_id))
-    )
+    monkeypatch.setattr(jobs, "job_enqueue", lambda job, countdown=None: sent.append(str(job.pk)))
     page.get_by_role("button", name="Retry").click()
     expect(page.locator(".flash.success")).to_have_text("The deletion job was queued again.")
     expect(page.locator("#job-status .badge")).to_have_text("Queued")

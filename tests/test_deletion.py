@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from conftest import start_worker, stop_worker
-from portal import selectors, services
+from portal import registry, selectors, services
 from portal.errors import AlreadyExists, InvalidParameter, NotFound, PermissionDenied
 from portal.models import (
     ApiToken,
@@ -27,11 +27,13 @@ from portal.models import (
     ResourceGroup,
     Workspace,
 )
-from portal.services import deletion
+from portal.services import jobs
 from tracking.artifacts import store_for
 from tracking.models import Experiment, LoggedModel, RegisteredModel, Run
+from tracking.selectors.purge import experiment_purge_job
 from tracking.services import purge
 from tracking.services.experiments import experiment_delete
+from tracking.services.purge_jobs import experiment_purge_request
 from tracking.tests.conftest import tracking  # noqa: F401 - the fixture, for the worker test
 from tracking.tests.test_purge import all_points, populate
 
@@ -48,9 +50,7 @@ def _artifact_root(settings, tmp_path):
 def sent(monkeypatch) -> list[str]:
     """Job ids handed to Celery; the message itself is not sent."""
     ids: list[str] = []
-    monkeypatch.setattr(
-        deletion, "_enqueue", lambda job_id, countdown=None: ids.append(str(job_id))
-    )
+    monkeypatch.setattr(jobs, "job_enqueue", lambda job, countdown=None: ids.append(str(job.pk)))
     return ids
 
 
@@ -59,13 +59,13 @@ def done_at_success(monkeypatch) -> list[int]:
     """progress_done as the job ends, before it is set to the total: the steps counted
     up front must be the steps done, or the bar would jump."""
     seen: list[int] = []
-    real = deletion._record_success
+    real = jobs.job_succeed
 
     def record(job: DeletionJob) -> DeletionJob:
         seen.append(DeletionJob.objects.get(pk=job.pk).progress_done)
         return real(job)
 
-    monkeypatch.setattr(deletion, "_record_success", record)
+    monkeypatch.setattr(jobs, "job_succeed", record)
     return seen
 
 
@@ -198,7 +198,7 @@ def test_the_mlflow_api_stops_serving_a_workspace_being_deleted(cast, live_serve
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    monkeypatch.setattr(deletion, "_enqueue", lambda job_id, countdown=None: None)
+    monkeypatch.setattr(jobs, "job_enqueue", lambda job, countdown=None: None)
     _, token = services.token_create(user=cast.owner, name="t")
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -330,9 +330,9 @@ def test_a_worker_killed_midway_is_recovered_from_the_row(cast, sent, monkeypatc
     # A duplicate message while the heartbeat is fresh does nothing.
     assert run_job(job).status == Status.RUNNING
     assert Workspace.objects.filter(pk=cast.workspace.pk).exists()
-    assert services.deletion_jobs_recover() == []  # not stale yet
+    assert services.jobs_recover() == []  # not stale yet
 
-    recovered = services.deletion_jobs_recover(stale_after=timedelta(seconds=30))
+    recovered = services.jobs_recover(stale_after=timedelta(seconds=30))
     assert recovered == [job.pk]
     assert sent[-1] == str(job.pk)
     assert DeletionJob.objects.get(pk=job.pk).status == Status.QUEUED
@@ -345,7 +345,7 @@ def test_a_lost_message_is_sent_again_by_the_beat_task(cast, sent):
     DeletionJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(hours=1))
     from portal import tasks
 
-    assert tasks.deletion_jobs_recover() == 1
+    assert tasks.jobs_recover() == 1
     assert sent == [str(job.pk)]
     assert tasks.deletion_job_run(str(job.pk)) == "succeeded"
     assert gone(ResourceGroup, cast.resource_group.pk)
@@ -359,7 +359,7 @@ def test_failures_are_stored_shown_and_retryable(cast, sent, monkeypatch, settin
         raise PermissionError(13, "Permission denied", f"{settings.ARTIFACT_ROOT}/x")
 
     monkeypatch.setattr(purge, "workspace_tracking_purge", broken)
-    for _ in range(deletion.MAX_ATTEMPTS):
+    for _ in range(registry.job_kind("workspace").max_attempts):
         job = run_job(job)
     assert job.status == Status.FAILED
     assert job.error == "Storage error: Permission denied"
@@ -375,7 +375,7 @@ def test_failures_are_stored_shown_and_retryable(cast, sent, monkeypatch, settin
     assert settings.ARTIFACT_ROOT not in text and "Traceback" not in text
 
     monkeypatch.undo()
-    monkeypatch.setattr(deletion, "_enqueue", lambda job_id, countdown=None: sent.append(job_id))
+    monkeypatch.setattr(jobs, "job_enqueue", lambda job, countdown=None: sent.append(job.pk))
     response = client_for(cast, "owner").post(
         reverse("deletion-job-retry", kwargs={"job_id": job.pk})
     )
@@ -391,15 +391,15 @@ def test_experiment_purge_job(cast, sent, django_capture_on_commit_callbacks):
     data = populate(cast.workspace, "exp")
     keep = populate(cast.workspace, "keep")
     with pytest.raises(InvalidParameter, match="Only deleted experiments"):
-        services.deletion_job_request(actor=cast.owner, target=data.experiment)
+        experiment_purge_request(actor=cast.owner, experiment=data.experiment)
     experiment_delete(experiment=data.experiment)
     with pytest.raises(PermissionDenied):
-        services.deletion_job_request(actor=cast.reader, target=data.experiment)
+        experiment_purge_request(actor=cast.reader, experiment=data.experiment)
     with pytest.raises(InvalidParameter, match="does not match"):
-        services.deletion_job_request(actor=cast.owner, target=data.experiment, confirm_name="x")
+        experiment_purge_request(actor=cast.owner, experiment=data.experiment, confirm_name="x")
     with django_capture_on_commit_callbacks(execute=True):
-        job = services.deletion_job_request(actor=cast.contributor, target=data.experiment)
-    again = services.deletion_job_request(actor=cast.owner, target=data.experiment)
+        job = experiment_purge_request(actor=cast.contributor, experiment=data.experiment)
+    again = experiment_purge_request(actor=cast.owner, experiment=data.experiment)
     assert again.pk == job.pk  # one purge at a time
     assert job.label == "Contoso › rg-main › ws-main › exp"
 
@@ -422,8 +422,8 @@ def test_an_experiment_restored_during_its_purge_stops_it(cast, sent, monkeypatc
     monkeypatch.setattr(purge, "BATCH_SIZE", 1)
     data = populate(cast.workspace, "exp")
     experiment_delete(experiment=data.experiment)
-    job = services.deletion_job_request(actor=cast.owner, target=data.experiment)
-    assert selectors.experiment_purge_job(experiment_id=data.experiment.pk) == job
+    job = experiment_purge_request(actor=cast.owner, experiment=data.experiment)
+    assert experiment_purge_job(experiment_id=data.experiment.pk) == job
     real = purge._purge_run_rows
 
     def restore_after_first_batch(*args, **kwargs):
@@ -438,7 +438,7 @@ def test_an_experiment_restored_during_its_purge_stops_it(cast, sent, monkeypatc
     assert job.status == Status.FAILED  # not retried: it would fail the same way
     assert "was restored while it was being purged" in job.error
     assert Run.objects.filter(experiment=data.experiment).count() == 2
-    assert selectors.experiment_purge_job(experiment_id=data.experiment.pk) is None
+    assert experiment_purge_job(experiment_id=data.experiment.pk) is None
 
 
 # --- Admin console ---------------------------------------------------------------------------
