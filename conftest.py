@@ -176,6 +176,28 @@ def stop_worker(worker: WorkerProcess) -> None:
         worker.process.wait()
 
 
+@pytest.fixture
+def memory_templates(settings) -> Callable[[dict[str, str]], list[str]]:
+    """Serve extra templates from memory: `memory_templates({"name.html": "…"})`, for
+    tests that register panels or tabs (portal.registry) with templates of their own."""
+
+    def serve(templates: dict[str, str]) -> list[str]:
+        engine = dict(settings.TEMPLATES[0])
+        engine["APP_DIRS"] = False
+        engine["OPTIONS"] = {
+            **engine["OPTIONS"],
+            "loaders": [
+                ("django.template.loaders.locmem.Loader", templates),
+                "django.template.loaders.filesystem.Loader",
+                "django.template.loaders.app_directories.Loader",
+            ],
+        }
+        settings.TEMPLATES = [engine]
+        return list(templates)
+
+    return serve
+
+
 # --- Browser (headless Chromium through Playwright) ----------------------------------------
 
 

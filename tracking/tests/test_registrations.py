@@ -1,0 +1,62 @@
+"""What the tracking app registers with portal, and the run page's registered tabs."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from portal import registry
+from tracking.tests.factories import make_experiment, make_run
+
+TAB = '<section id="test-tab">{{ message }} for {{ run.name }}</section>'
+
+
+@pytest.fixture
+def run(cast):
+    return make_run(make_experiment(cast.workspace, "exp"), name="tabbed")
+
+
+def _page(cast, run, **query) -> str:
+    client = Client()
+    client.force_login(cast.reader)
+    path = reverse(
+        "run",
+        kwargs={
+            "subscription_id": cast.subscription.id,
+            "resource_group": "rg-main",
+            "workspace": "ws-main",
+            "run_id": run.run_uuid,
+        },
+    )
+    return client.get(path, query).content.decode()
+
+
+def test_tracking_registers_its_parts_with_portal():
+    assert registry.job_kind("experiment").label == "Experiment"
+    assert "tracking" in [step.name for step in registry.purge_steps()]
+    assert "tracking" in [count.name for count in registry.deletion_counts()]
+    assert "recent-experiments" in [panel.name for panel in registry.workspace_panels()]
+
+
+def test_a_registered_run_tab_is_linked_and_drawn(cast, run, memory_templates):
+    (template,) = memory_templates({"test/tab.html": TAB})
+    with registry.override():
+        registry.register_run_tab(
+            registry.RunTab(
+                slug="job",
+                label="Job",
+                order=10,
+                template=template,
+                context=lambda request, run: {"message": "Live log"},
+                shown=lambda run: run.name == "tabbed",
+            )
+        )
+        overview = _page(cast, run)
+        assert '<a href="?tab=job"' in overview and 'id="test-tab"' not in overview
+        page = _page(cast, run, tab="job")
+        assert "Live log for tabbed" in page
+        assert 'href="?tab=job" class="active"' in page
+        other = make_run(run.experiment, name="plain")
+        assert '?tab=job"' not in _page(cast, other, tab="job")  # not shown: overview
+    assert '?tab=job"' not in _page(cast, run, tab="job")
