@@ -24,10 +24,10 @@ class ReadMostlyAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj) -> None:
         if isinstance(obj, Run):
-            run_delete(run=obj)
+            run_delete(run=obj, actor=request.user)
             purge.run_purge(actor=request.user, workspace=obj.workspace, runs=[obj])
         elif isinstance(obj, Experiment):
-            experiment_delete(experiment=obj)
+            experiment_delete(experiment=obj, actor=request.user)
             purge.experiment_purge(actor=request.user, experiment=obj)
         elif isinstance(obj, LoggedModel):
             folder = purge.logged_model_artifact_folder(obj.model_id, obj.artifact_location)

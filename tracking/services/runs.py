@@ -5,6 +5,10 @@ then written with a handful of set-based statements in one transaction: params
 (insert, then one read to detect changed values), tags (upsert), the latest-metric
 row per key (upsert that only moves forward), and the points (one multi-row
 insert that ignores exact duplicates). No ORM objects per point.
+
+Deletes, restores and cancels take the acting user (`actor`, None for the system) and
+write their audit entry in the same transaction; logging is never audited (that would
+put a write on every ingestion call).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
@@ -32,6 +37,7 @@ from mlflow.utils.validation import (
 
 from portal.errors import InvalidParameter, NotFound
 from portal.models import Workspace
+from portal.services import audit_record
 from tracking.models import Experiment, LifecycleStage, Run, RunStatus
 from tracking.services.experiments import now_ms, refuse_restore_while_purging
 from tracking.services.logged_models import logged_model_metrics_record
@@ -184,20 +190,26 @@ def run_update(
     return run
 
 
-def run_delete(*, run: Run) -> Run:
+@transaction.atomic
+def run_delete(*, run: Run, actor: AbstractBaseUser | None) -> Run:
+    """Soft delete (restorable); deleting a deleted run changes nothing."""
     if run.lifecycle_stage != LifecycleStage.DELETED:
         run.lifecycle_stage = LifecycleStage.DELETED
         run.deleted_at = timezone.now()
         run.save(update_fields=["lifecycle_stage", "deleted_at"])
+        audit_record(actor=actor, action="delete", target=run)
     return run
 
 
-def run_restore(*, run: Run) -> Run:
+@transaction.atomic
+def run_restore(*, run: Run, actor: AbstractBaseUser | None) -> Run:
+    """Bring back a deleted run; restoring an active run changes nothing."""
     if run.lifecycle_stage != LifecycleStage.ACTIVE:
         refuse_restore_while_purging(run.experiment_id)
         run.lifecycle_stage = LifecycleStage.ACTIVE
         run.deleted_at = None
         run.save(update_fields=["lifecycle_stage", "deleted_at"])
+        audit_record(actor=actor, action="restore", target=run)
     return run
 
 
@@ -205,7 +217,7 @@ CANCELLABLE = (RunStatus.RUNNING, RunStatus.SCHEDULED)
 
 
 @transaction.atomic
-def run_cancel(*, run: Run) -> Run:
+def run_cancel(*, run: Run, actor: AbstractBaseUser | None) -> Run:
     """Stop a run that has not ended: RUNNING or SCHEDULED become KILLED, ended now.
 
     Cancelling a killed run again changes nothing, so a retried request is harmless; a
@@ -220,6 +232,7 @@ def run_cancel(*, run: Run) -> Run:
     run.status = RunStatus.KILLED
     run.end_time = now_ms()
     run.save(update_fields=["status", "end_time"])
+    audit_record(actor=actor, action="cancel", target=run)
     return run
 
 

@@ -30,7 +30,7 @@ READ = {"owner": 200, "contributor": 200, "reader": 200, "outsider": 404}
 
 def _run(ws, name: str = "train-rf", experiment: str = "diabetes"):
     exp = ws.experiments.filter(name=experiment).first() or experiment_create(
-        workspace=ws, name=experiment
+        workspace=ws, name=experiment, actor=None
     )
     return run_create(
         workspace=ws, experiment=exp, user_id="olivia", start_time=None, run_name=name

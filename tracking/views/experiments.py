@@ -100,7 +100,6 @@ def experiment_create(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         )
     except StudioError as exc:
         return _render_list(request, access, create_error=exc.message, new_name=name)
-    portal_services.audit_record(actor=request.user, action="create", target=experiment)
     messages.success(request, f"Experiment “{experiment.name}” created.")
     return redirect(experiment_url(experiment))
 
@@ -119,17 +118,12 @@ def experiment_action(request: HttpRequest, experiment_id: int, **kwargs: Any) -
             new_name = request.POST.get("name", "").strip()
             if not new_name:
                 raise InvalidParameter("Give the experiment a name.")
-            experiment_services.experiment_rename(experiment=experiment, new_name=new_name)
-            portal_services.audit_record(
-                actor=request.user,
-                action="rename",
-                target=experiment,
-                changes={"name": [old, new_name]},
+            experiment_services.experiment_rename(
+                experiment=experiment, new_name=new_name, actor=request.user
             )
             messages.success(request, f"Renamed “{old}” to “{new_name}”.")
         elif action == "delete":
-            experiment_services.experiment_delete(experiment=experiment)
-            portal_services.audit_record(actor=request.user, action="delete", target=experiment)
+            experiment_services.experiment_delete(experiment=experiment, actor=request.user)
             messages.success(
                 request,
                 f"Experiment “{experiment.name}” and its runs moved to Deleted. "
@@ -137,8 +131,7 @@ def experiment_action(request: HttpRequest, experiment_id: int, **kwargs: Any) -
             )
             back = ws_reverse(access.obj, "experiments")
         elif action == "restore":
-            experiment_services.experiment_restore(experiment=experiment)
-            portal_services.audit_record(actor=request.user, action="restore", target=experiment)
+            experiment_services.experiment_restore(experiment=experiment, actor=request.user)
             messages.success(request, f"Experiment “{experiment.name}” restored.")
         elif action == "purge":
             job = portal_services.deletion_job_request(actor=request.user, target=experiment)
@@ -309,8 +302,7 @@ def _apply_run_action(request: HttpRequest, ws, action: str, runs) -> int:
                     f"Run {run.name or run.run_uuid} belongs to a deleted experiment; "
                     "restore the experiment first."
                 )
-            (run_delete if action == "delete" else run_restore)(run=run)
-            portal_services.audit_record(actor=request.user, action=action, target=run)
+            (run_delete if action == "delete" else run_restore)(run=run, actor=request.user)
             changed += 1
     return changed
 
