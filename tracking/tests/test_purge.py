@@ -94,7 +94,7 @@ def populate(workspace, name: str, runs: int = 3, points: int = 20) -> Populated
     )
     model_file = f"{experiment.pk}/models/{model.model_id}/artifacts/MLmodel"
     store.write(model_file, [b"flavors: {}"])
-    registered_model_create(workspace=workspace, name=f"{name}-registered")
+    registered_model_create(workspace=workspace, name=f"{name}-registered", actor=None)
     model_version_create(
         workspace=workspace,
         name=f"{name}-registered",
