@@ -35,7 +35,7 @@ from tracking.api.common import (
     workspace_for,
 )
 from tracking.api.serializers import RunPageSerializer, RunSerializer, RunUpdateSerializer
-from tracking.models import Experiment, LifecycleStage, Run, RunStatus
+from tracking.models import Experiment, Run, RunStatus
 from tracking.selectors.core import int_id
 from tracking.selectors.runs import run_key_values, runs_by_pks
 from tracking.selectors.search import search_runs
@@ -240,11 +240,6 @@ class RunRestoreView(APIView):
     )
     def post(self, request: Request, run_id: str, **kwargs: Any) -> Response:
         run = run_for(request, kwargs, run_id, write=True)
-        active = LifecycleStage.ACTIVE
-        if run.lifecycle_stage != active and run.experiment.lifecycle_stage != active:
-            raise InvalidParameter(
-                f"Run {run.run_uuid} belongs to a deleted experiment; restore the experiment first."
-            )
         svc.run_restore(run=run, actor=request.user)
         return Response(run_data(run))
 

@@ -203,8 +203,18 @@ def run_delete(*, run: Run, actor: AbstractBaseUser | None) -> Run:
 
 @transaction.atomic
 def run_restore(*, run: Run, actor: AbstractBaseUser | None) -> Run:
-    """Bring back a deleted run; restoring an active run changes nothing."""
+    """Bring back a deleted run; restoring an active run changes nothing. A run of a
+    deleted experiment stays deleted: restoring the experiment brings back the runs
+    deleted with it, and an active run under a deleted experiment would be lost from
+    every list."""
     if run.lifecycle_stage != LifecycleStage.ACTIVE:
+        if not Experiment.objects.filter(
+            pk=run.experiment_id, lifecycle_stage=LifecycleStage.ACTIVE
+        ).exists():
+            raise InvalidParameter(
+                f"Run {run.name or run.run_uuid} belongs to a deleted experiment; "
+                "restore the experiment first."
+            )
         refuse_restore_while_purging(run.experiment_id)
         run.lifecycle_stage = LifecycleStage.ACTIVE
         run.deleted_at = None

@@ -271,7 +271,7 @@ def run_action(request: HttpRequest, **kwargs: Any) -> HttpResponse:
     if len(ids) > MAX_RUNS_PER_ACTION:
         messages.error(request, f"Select at most {MAX_RUNS_PER_ACTION} runs at a time.")
         return redirect(back)
-    runs = Run.objects.filter(workspace=ws, run_uuid__in=ids).select_related("experiment")
+    runs = Run.objects.filter(workspace=ws, run_uuid__in=ids)
     try:
         done = _apply_run_action(request, ws, action, runs)
     except StudioError as exc:
@@ -297,11 +297,6 @@ def _apply_run_action(request: HttpRequest, ws, action: str, runs) -> int:
         for run in runs.select_for_update(of=("self",)):
             if run.lifecycle_stage != wanted:
                 continue
-            if action == "restore" and run.experiment.lifecycle_stage != LifecycleStage.ACTIVE:
-                raise InvalidParameter(
-                    f"Run {run.name or run.run_uuid} belongs to a deleted experiment; "
-                    "restore the experiment first."
-                )
             (run_delete if action == "delete" else run_restore)(run=run, actor=request.user)
             changed += 1
     return changed
