@@ -392,7 +392,7 @@ def test_experiment_purge_job(cast, sent, django_capture_on_commit_callbacks):
     keep = populate(cast.workspace, "keep")
     with pytest.raises(InvalidParameter, match="Only deleted experiments"):
         experiment_purge_request(actor=cast.owner, experiment=data.experiment)
-    experiment_delete(experiment=data.experiment)
+    experiment_delete(experiment=data.experiment, actor=None)
     with pytest.raises(PermissionDenied):
         experiment_purge_request(actor=cast.reader, experiment=data.experiment)
     with pytest.raises(InvalidParameter, match="does not match"):
@@ -421,7 +421,7 @@ def test_an_experiment_restored_during_its_purge_stops_it(cast, sent, monkeypatc
 
     monkeypatch.setattr(purge, "BATCH_SIZE", 1)
     data = populate(cast.workspace, "exp")
-    experiment_delete(experiment=data.experiment)
+    experiment_delete(experiment=data.experiment, actor=None)
     job = experiment_purge_request(actor=cast.owner, experiment=data.experiment)
     assert experiment_purge_job(experiment_id=data.experiment.pk) == job
     real = purge._purge_run_rows

@@ -1,9 +1,10 @@
 """Admin console registrations of the tracking app, for support staff.
 
 Nothing is added here (clients log through the MLflow protocol). Deleting goes
-through the same purge as the pages, so stored artifacts go with the rows: a run or
-an experiment deleted here is soft-deleted, then purged for good (metric points,
-rows, artifacts); a logged model takes its artifact folder with it.
+through the same services as the pages, so stored artifacts go with the rows and the
+services write the audit entries: a run or an experiment deleted here is soft-deleted,
+then purged for good (metric points, rows, artifacts); a logged model is purged with
+its artifact folder; a registered model is deleted with its versions.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from tracking.artifacts import store_for
 from tracking.models import Experiment, LoggedModel, ModelVersion, RegisteredModel, Run
 from tracking.services import purge
 from tracking.services.experiments import experiment_delete
+from tracking.services.registry import registered_model_delete
 from tracking.services.runs import run_delete
 
 
@@ -24,16 +25,15 @@ class ReadMostlyAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj) -> None:
         if isinstance(obj, Run):
-            run_delete(run=obj)
+            run_delete(run=obj, actor=request.user)
             purge.run_purge(actor=request.user, workspace=obj.workspace, runs=[obj])
         elif isinstance(obj, Experiment):
-            experiment_delete(experiment=obj)
+            experiment_delete(experiment=obj, actor=request.user)
             purge.experiment_purge(actor=request.user, experiment=obj)
         elif isinstance(obj, LoggedModel):
-            folder = purge.logged_model_artifact_folder(obj.model_id, obj.artifact_location)
-            if folder:
-                store_for(obj.workspace).delete_prefix(folder)
-            super().delete_model(request, obj)
+            purge.logged_model_purge(actor=request.user, model=obj)
+        elif isinstance(obj, RegisteredModel):
+            registered_model_delete(workspace=obj.workspace, name=obj.name, actor=request.user)
         else:
             super().delete_model(request, obj)
 

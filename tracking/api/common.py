@@ -1,10 +1,10 @@
 """What the tracking views of /api/v1 share: the workspace, experiment or run of the URL
-(access checked), query parameters checked into clean 400s, the audited soft delete and
-restore, and the documented error answers."""
+(access checked), query parameters checked into clean 400s, and the documented error
+answers. The services they call write the audit entries."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -12,12 +12,11 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from mlflow.exceptions import MlflowException
 from rest_framework.request import Request
 
-from portal import services as portal_services
 from portal.api.common import ws_access
 from portal.api.schema import error_responses
 from portal.errors import InvalidParameter
 from portal.models import Role, Workspace
-from tracking.models import Experiment, LifecycleStage, Run
+from tracking.models import Experiment, Run
 from tracking.selectors import experiment_get, run_get
 from tracking.selectors.tables import VIEWS
 
@@ -75,21 +74,6 @@ def experiment_for(
     """The URL's experiment, after workspace_for's access checks."""
     workspace = workspace_for(request, kwargs, write=write)
     return experiment_get(workspace=workspace, experiment_id=experiment_id)
-
-
-# The audit word of a soft delete or restore, and the lifecycle stage it leads to.
-_STAGE_AFTER = {"delete": LifecycleStage.DELETED, "restore": LifecycleStage.ACTIVE}
-
-
-def stage_change(
-    request: Request, target: Experiment | Run, action: str, change: Callable[[], object]
-) -> None:
-    """A soft delete or restore (`action`) by `change`, recorded in the audit log. A
-    target already in the stage is left as it is: asking twice answers the same and
-    logs once."""
-    if target.lifecycle_stage != _STAGE_AFTER[action]:
-        change()
-        portal_services.audit_record(actor=request.user, action=action, target=target)
 
 
 def _no_nul(name: str, value: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from django.db.models import QuerySet
@@ -11,7 +10,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal import services as portal_services
 from portal.api.common import (
     CURSOR_PARAM,
     PAGE_SIZE_PARAM,
@@ -29,7 +27,6 @@ from tracking.api.common import (
     mlflow_errors,
     query_text,
     query_view,
-    stage_change,
     workspace_for,
 )
 from tracking.api.serializers import (
@@ -165,7 +162,6 @@ class ExperimentListView(APIView):
                 tags=list(tags.items()),
                 actor=request.user,
             )
-        portal_services.audit_record(actor=request.user, action="create", target=experiment)
         return Response(experiment_data(experiment), status=201)
 
 
@@ -196,10 +192,7 @@ class ExperimentDetailView(APIView):
         old, new = experiment.name, body.validated_data.get("name", experiment.name)
         if new != old:
             with mlflow_errors():
-                svc.experiment_rename(experiment=experiment, new_name=new)
-            portal_services.audit_record(
-                actor=request.user, action="rename", target=experiment, changes={"name": [old, new]}
-            )
+                svc.experiment_rename(experiment=experiment, new_name=new, actor=request.user)
         return Response(experiment_data(experiment))
 
     @extend_schema(
@@ -218,9 +211,7 @@ class ExperimentDetailView(APIView):
     )
     def delete(self, request: Request, experiment_id: str, **kwargs: Any) -> Response:
         experiment = experiment_for(request, kwargs, experiment_id, write=True)
-        stage_change(
-            request, experiment, "delete", partial(svc.experiment_delete, experiment=experiment)
-        )
+        svc.experiment_delete(experiment=experiment, actor=request.user)
         return Response(experiment_data(experiment))
 
 
@@ -237,9 +228,7 @@ class ExperimentRestoreView(APIView):
     )
     def post(self, request: Request, experiment_id: str, **kwargs: Any) -> Response:
         experiment = experiment_for(request, kwargs, experiment_id, write=True)
-        stage_change(
-            request, experiment, "restore", partial(svc.experiment_restore, experiment=experiment)
-        )
+        svc.experiment_restore(experiment=experiment, actor=request.user)
         return Response(experiment_data(experiment))
 
 

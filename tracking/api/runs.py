@@ -7,7 +7,6 @@ shared with the MLflow protocol's JSON)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from operator import itemgetter
 from typing import Any
 
@@ -17,7 +16,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal import services as portal_services
 from portal.api.common import (
     CURSOR_PARAM,
     PAGE_SIZE_PARAM,
@@ -34,11 +32,10 @@ from tracking.api.common import (
     query_text,
     query_view,
     run_for,
-    stage_change,
     workspace_for,
 )
 from tracking.api.serializers import RunPageSerializer, RunSerializer, RunUpdateSerializer
-from tracking.models import Experiment, LifecycleStage, Run, RunStatus
+from tracking.models import Experiment, Run, RunStatus
 from tracking.selectors.core import int_id
 from tracking.selectors.runs import run_key_values, runs_by_pks
 from tracking.selectors.search import search_runs
@@ -226,7 +223,7 @@ class RunDetailView(APIView):
     )
     def delete(self, request: Request, run_id: str, **kwargs: Any) -> Response:
         run = run_for(request, kwargs, run_id, write=True)
-        stage_change(request, run, "delete", partial(svc.run_delete, run=run))
+        svc.run_delete(run=run, actor=request.user)
         return Response(run_data(run))
 
 
@@ -243,12 +240,7 @@ class RunRestoreView(APIView):
     )
     def post(self, request: Request, run_id: str, **kwargs: Any) -> Response:
         run = run_for(request, kwargs, run_id, write=True)
-        active = LifecycleStage.ACTIVE
-        if run.lifecycle_stage != active and run.experiment.lifecycle_stage != active:
-            raise InvalidParameter(
-                f"Run {run.run_uuid} belongs to a deleted experiment; restore the experiment first."
-            )
-        stage_change(request, run, "restore", partial(svc.run_restore, run=run))
+        svc.run_restore(run=run, actor=request.user)
         return Response(run_data(run))
 
 
@@ -285,8 +277,5 @@ class RunCancelView(APIView):
     def post(self, request: Request, run_id: str, **kwargs: Any) -> Response:
         with transaction.atomic():
             run = run_for(request, kwargs, run_id, write=True, for_update=True)
-            was = run.status
-            svc.run_cancel(run=run)
-            if run.status != was:
-                portal_services.audit_record(actor=request.user, action="cancel", target=run)
+            svc.run_cancel(run=run, actor=request.user)
         return Response(run_data(run))

@@ -68,14 +68,15 @@ def update(call: Call) -> dict:
     experiment = resolve_experiment(call, call.str("experiment_id", required=True))
     new_name = call.str("new_name")
     if new_name:
-        svc.experiment_rename(experiment=experiment, new_name=new_name)
+        svc.experiment_rename(experiment=experiment, new_name=new_name, actor=call.user)
     return {}
 
 
 @route("POST", "2.0/mlflow/experiments/delete", write=True)
 def delete(call: Call) -> dict:
     svc.experiment_delete(
-        experiment=resolve_experiment(call, call.str("experiment_id", required=True))
+        experiment=resolve_experiment(call, call.str("experiment_id", required=True)),
+        actor=call.user,
     )
     return {}
 
@@ -83,7 +84,8 @@ def delete(call: Call) -> dict:
 @route("POST", "2.0/mlflow/experiments/restore", write=True)
 def restore(call: Call) -> dict:
     svc.experiment_restore(
-        experiment=resolve_experiment(call, call.str("experiment_id", required=True))
+        experiment=resolve_experiment(call, call.str("experiment_id", required=True)),
+        actor=call.user,
     )
     return {}
 

@@ -60,7 +60,9 @@ def finalize(call: Call) -> dict:
 
 @route("DELETE", "2.0/mlflow/logged-models/<model_id>", write=True)
 def delete(call: Call) -> dict:
-    svc.logged_model_delete(workspace=call.workspace, model_id=call.args["model_id"])
+    svc.logged_model_delete(
+        workspace=call.workspace, model_id=call.args["model_id"], actor=call.user
+    )
     return {}
 
 

@@ -37,6 +37,7 @@ def create_registered_model(call: Call) -> dict:
         name=_name(call),
         tags=call.dicts("tags"),
         description=call.str("description"),
+        actor=call.user,
     )
     return _registered_model_json(call, model.name)
 
@@ -49,7 +50,7 @@ def get_registered_model(call: Call) -> dict:
 @route("POST", "2.0/mlflow/registered-models/rename", write=True)
 def rename_registered_model(call: Call) -> dict:
     model = svc.registered_model_rename(
-        workspace=call.workspace, name=_name(call), new_name=call.str("new_name")
+        workspace=call.workspace, name=_name(call), new_name=call.str("new_name"), actor=call.user
     )
     return _registered_model_json(call, model.name)
 
@@ -64,7 +65,7 @@ def update_registered_model(call: Call) -> dict:
 
 @route("DELETE", "2.0/mlflow/registered-models/delete", write=True)
 def delete_registered_model(call: Call) -> dict:
-    svc.registered_model_delete(workspace=call.workspace, name=_name(call))
+    svc.registered_model_delete(workspace=call.workspace, name=_name(call), actor=call.user)
     return {}
 
 
@@ -184,7 +185,9 @@ def transition_stage(call: Call) -> dict:
 
 @route("DELETE", "2.0/mlflow/model-versions/delete", write=True)
 def delete_model_version(call: Call) -> dict:
-    svc.model_version_delete(workspace=call.workspace, name=_name(call), version=_version(call))
+    svc.model_version_delete(
+        workspace=call.workspace, name=_name(call), version=_version(call), actor=call.user
+    )
     return {}
 
 

@@ -71,13 +71,13 @@ def update(call: Call) -> dict:
 
 @route("POST", "2.0/mlflow/runs/delete", write=True)
 def delete(call: Call) -> dict:
-    svc.run_delete(run=_run(call))
+    svc.run_delete(run=_run(call), actor=call.user)
     return {}
 
 
 @route("POST", "2.0/mlflow/runs/restore", write=True)
 def restore(call: Call) -> dict:
-    svc.run_restore(run=_run(call))
+    svc.run_restore(run=_run(call), actor=call.user)
     return {}
 
 

@@ -86,6 +86,11 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.registered_model.name} v{self.version}"
 
+    @property
+    def workspace(self) -> Workspace:
+        """Its model's workspace, so that audit entries on a version find their scope."""
+        return self.registered_model.workspace
+
 
 class ModelVersionTag(models.Model):
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="tags")

@@ -1,10 +1,16 @@
-"""Experiment writes: create, rename, delete/restore, tags."""
+"""Experiment writes: create, rename, delete/restore, tags.
+
+Creates, renames, deletes and restores take the acting user (`actor`, None for the
+system) and write their audit entry in their own transaction, so every door (pages,
+/api/v1, the MLflow protocol, the admin) is audited the same way. A call that changes
+nothing (deleting a deleted experiment) writes none. Tags are not audited."""
 
 from __future__ import annotations
 
 import time
 from urllib.parse import unquote
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from mlflow.utils.validation import (
@@ -14,6 +20,7 @@ from mlflow.utils.validation import (
 
 from portal.errors import AlreadyExists, InvalidParameter, NotFound
 from portal.models import Workspace
+from portal.services import audit_record
 from tracking.models import Experiment, ExperimentTag, LifecycleStage, Run
 from tracking.selectors.purge import experiment_purge_job
 
@@ -53,7 +60,7 @@ def experiment_create(
     name: str,
     artifact_location: str = "",
     tags: list[tuple[str, str]] | None = None,
-    actor=None,
+    actor: AbstractBaseUser | None,
 ) -> Experiment:
     _validate_experiment_name(name)
     for key, value in tags or []:
@@ -78,6 +85,7 @@ def experiment_create(
                 ExperimentTag.objects.bulk_create(
                     [ExperimentTag(experiment=experiment, key=k, value=v) for k, v in tags]
                 )
+            audit_record(actor=actor, action="create", target=experiment)
     except IntegrityError:
         raise AlreadyExists(f"Experiment(name={name}) already exists.") from None
     return experiment
@@ -91,7 +99,8 @@ def default_experiment(*, workspace: Workspace) -> Experiment:
     if experiment is not None:
         return experiment
     try:
-        return experiment_create(workspace=workspace, name=DEFAULT_EXPERIMENT_NAME)
+        # Made on first use, by the system rather than whoever happened to ask for it.
+        return experiment_create(workspace=workspace, name=DEFAULT_EXPERIMENT_NAME, actor=None)
     except AlreadyExists:
         return Experiment.objects.get(workspace=workspace, name=DEFAULT_EXPERIMENT_NAME)
 
@@ -104,21 +113,31 @@ def _require_active(experiment: Experiment) -> None:
         )
 
 
-def experiment_rename(*, experiment: Experiment, new_name: str) -> Experiment:
+def experiment_rename(
+    *, experiment: Experiment, new_name: str, actor: AbstractBaseUser | None
+) -> Experiment:
     _validate_experiment_name(new_name)
     _require_active(experiment)
+    old = experiment.name
     try:
         with transaction.atomic():
             experiment.name = new_name
             experiment.last_update_time = now_ms()
             experiment.save(update_fields=["name", "last_update_time"])
+            if new_name != old:
+                audit_record(
+                    actor=actor,
+                    action="rename",
+                    target=experiment,
+                    changes={"name": [old, new_name]},
+                )
     except IntegrityError:
         raise AlreadyExists(f"Experiment(name={new_name}) already exists.") from None
     return experiment
 
 
 @transaction.atomic
-def experiment_delete(*, experiment: Experiment) -> Experiment:
+def experiment_delete(*, experiment: Experiment, actor: AbstractBaseUser | None) -> Experiment:
     """Soft delete: the experiment and its runs move to the deleted stage (restorable)."""
     if experiment.lifecycle_stage == LifecycleStage.DELETED:
         return experiment
@@ -130,11 +149,12 @@ def experiment_delete(*, experiment: Experiment) -> Experiment:
     Run.objects.filter(experiment=experiment, lifecycle_stage=LifecycleStage.ACTIVE).update(
         lifecycle_stage=LifecycleStage.DELETED, deleted_at=stamp
     )
+    audit_record(actor=actor, action="delete", target=experiment)
     return experiment
 
 
 @transaction.atomic
-def experiment_restore(*, experiment: Experiment) -> Experiment:
+def experiment_restore(*, experiment: Experiment, actor: AbstractBaseUser | None) -> Experiment:
     """Restores the experiment and the runs that were deleted with it."""
     if experiment.lifecycle_stage == LifecycleStage.ACTIVE:
         return experiment
@@ -148,6 +168,7 @@ def experiment_restore(*, experiment: Experiment) -> Experiment:
     if stamp is not None:
         runs = runs.filter(deleted_at__gte=stamp)
     runs.update(lifecycle_stage=LifecycleStage.ACTIVE, deleted_at=None)
+    audit_record(actor=actor, action="restore", target=experiment)
     return experiment
 
 

@@ -1,5 +1,8 @@
 """Writes of MLflow 3 logged models, and of what runs record about them: outputs, the
-metrics logged with a model_id, the legacy `mlflow.log-model.history` run tag."""
+metrics logged with a model_id, the legacy `mlflow.log-model.history` run tag.
+
+Deleting a logged model takes the acting user (`actor`) and is audited; creating,
+finalizing and logging to one are not (they come with every `log_model`)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import math
 import uuid
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_MODELS
@@ -22,6 +26,7 @@ from mlflow.utils.validation import (
 
 from portal.errors import InvalidParameter, NotFound
 from portal.models import Workspace
+from portal.services import audit_record
 from tracking.models import (
     Experiment,
     LifecycleStage,
@@ -170,13 +175,18 @@ def logged_model_finalize(*, workspace: Workspace, model_id: str, status: int) -
 
 
 @transaction.atomic
-def logged_model_delete(*, workspace: Workspace, model_id: str) -> LoggedModel:
+def logged_model_delete(
+    *, workspace: Workspace, model_id: str, actor: AbstractBaseUser | None
+) -> LoggedModel:
     """Soft delete, as `mlflow server` does: the row stays (get with allow_deleted
     finds it), searches and registration no longer see it."""
     model = logged_model_get(workspace=workspace, model_id=model_id, for_update=True)
+    was = model.lifecycle_stage
     model.lifecycle_stage = LifecycleStage.DELETED
     model.last_updated_timestamp_ms = get_current_time_millis()
     model.save(update_fields=["lifecycle_stage", "last_updated_timestamp_ms"])
+    if was != LifecycleStage.DELETED:
+        audit_record(actor=actor, action="delete", target=model)
     return model
 
 

@@ -236,6 +236,19 @@ def _purge_run_rows(pks: list[int], folders: dict[int, str | None]) -> None:
     runs_purge(runs=Run.objects.filter(pk__in=pks))
 
 
+def logged_model_purge(*, actor: Any, model: LoggedModel) -> None:
+    """Remove a logged model for good: its artifact folder, then its row. Registered
+    versions made from it keep their own copy of where the files were."""
+    from portal.services import audit_record
+
+    folder = logged_model_artifact_folder(model.model_id, model.artifact_location)
+    if folder:
+        store_for(model.workspace).delete_prefix(folder)
+    with transaction.atomic():
+        audit_record(actor=actor, action="purge", target=model)
+        LoggedModel.objects.filter(pk=model.pk).delete()
+
+
 # --- Cascades (run by deletion jobs) ---------------------------------------------------
 
 

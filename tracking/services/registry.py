@@ -1,6 +1,11 @@
 """Writes of the model registry: registered models, versions, tags, aliases, stages.
 
 A version's `source` must be inside this workspace; see `model_sources.resolve_source`.
+
+Creating, renaming and deleting a registered model and deleting a version take the
+acting user (`actor`, None for the system) and write their audit entry in the same
+transaction. Versions created, tags, aliases and stages are not audited: they come with
+every `log_model(registered_model_name=...)` and are the registry's own history.
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from mlflow.entities.model_registry.model_version_stages import (
@@ -31,6 +37,7 @@ from mlflow.utils.validation import (
 
 from portal.errors import AlreadyExists, InvalidParameter
 from portal.models import Workspace
+from portal.services import audit_record
 from tracking.models import (
     LoggedModel,
     LoggedModelTag,
@@ -78,6 +85,7 @@ def registered_model_create(
     name: str,
     tags: list[dict[str, Any]] | None = None,
     description: str = "",
+    actor: AbstractBaseUser | None,
 ) -> RegisteredModel:
     _validate_model_name(name)
     _check_name(name)
@@ -100,6 +108,7 @@ def registered_model_create(
     RegisteredModelTag.objects.bulk_create(
         RegisteredModelTag(registered_model=model, key=k, value=v) for k, v in pairs.items()
     )
+    audit_record(actor=actor, action="create", target=model)
     return model
 
 
@@ -130,7 +139,9 @@ def registered_model_update(
 
 
 @transaction.atomic
-def registered_model_rename(*, workspace: Workspace, name: str, new_name: str) -> RegisteredModel:
+def registered_model_rename(
+    *, workspace: Workspace, name: str, new_name: str, actor: AbstractBaseUser | None
+) -> RegisteredModel:
     _validate_model_renaming(new_name)
     _check_name(new_name, "new_name")
     model = registered_model_get(workspace=workspace, name=name, for_update=True)
@@ -147,14 +158,19 @@ def registered_model_rename(*, workspace: Workspace, name: str, new_name: str) -
     except IntegrityError:
         raise AlreadyExists(f"Registered Model (name={new_name}) already exists.") from None
     ModelVersion.objects.filter(registered_model=model).update(last_updated_timestamp=now)
+    audit_record(actor=actor, action="rename", target=model, changes={"name": [name, new_name]})
     return model
 
 
 @transaction.atomic
-def registered_model_delete(*, workspace: Workspace, name: str) -> None:
+def registered_model_delete(
+    *, workspace: Workspace, name: str, actor: AbstractBaseUser | None
+) -> None:
     """Deletes the model with its versions, tags and aliases (the files stay where the
     runs and logged models keep them)."""
-    registered_model_get(workspace=workspace, name=name, for_update=True).delete()
+    model = registered_model_get(workspace=workspace, name=name, for_update=True)
+    audit_record(actor=actor, action="delete", target=model)  # while it still has its id
+    model.delete()
 
 
 @transaction.atomic
@@ -335,10 +351,13 @@ def model_version_transition_stage(
 
 
 @transaction.atomic
-def model_version_delete(*, workspace: Workspace, name: str, version: Any) -> None:
+def model_version_delete(
+    *, workspace: Workspace, name: str, version: Any, actor: AbstractBaseUser | None
+) -> None:
     """Redact the version and keep its row, so its number is never reused; its aliases
     go."""
     found = model_version_get(workspace=workspace, name=name, version=version, for_update=True)
+    audit_record(actor=actor, action="delete", target=found)
     now = get_current_time_millis()
     RegisteredModelAlias.objects.filter(
         registered_model=found.registered_model, version=found.version

@@ -5,6 +5,10 @@ then written with a handful of set-based statements in one transaction: params
 (insert, then one read to detect changed values), tags (upsert), the latest-metric
 row per key (upsert that only moves forward), and the points (one multi-row
 insert that ignores exact duplicates). No ORM objects per point.
+
+Deletes, restores and cancels take the acting user (`actor`, None for the system) and
+write their audit entry in the same transaction; logging is never audited (that would
+put a write on every ingestion call).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
@@ -30,8 +35,10 @@ from mlflow.utils.validation import (
     _validate_tag_name,
 )
 
+from portal import registry
 from portal.errors import InvalidParameter, NotFound
 from portal.models import Workspace
+from portal.services import audit_record
 from tracking.models import Experiment, LifecycleStage, Run, RunStatus
 from tracking.services.experiments import now_ms, refuse_restore_while_purging
 from tracking.services.logged_models import logged_model_metrics_record
@@ -184,20 +191,36 @@ def run_update(
     return run
 
 
-def run_delete(*, run: Run) -> Run:
+@transaction.atomic
+def run_delete(*, run: Run, actor: AbstractBaseUser | None) -> Run:
+    """Soft delete (restorable); deleting a deleted run changes nothing."""
     if run.lifecycle_stage != LifecycleStage.DELETED:
         run.lifecycle_stage = LifecycleStage.DELETED
         run.deleted_at = timezone.now()
         run.save(update_fields=["lifecycle_stage", "deleted_at"])
+        audit_record(actor=actor, action="delete", target=run)
     return run
 
 
-def run_restore(*, run: Run) -> Run:
+@transaction.atomic
+def run_restore(*, run: Run, actor: AbstractBaseUser | None) -> Run:
+    """Bring back a deleted run; restoring an active run changes nothing. A run of a
+    deleted experiment stays deleted: restoring the experiment brings back the runs
+    deleted with it, and an active run under a deleted experiment would be lost from
+    every list."""
     if run.lifecycle_stage != LifecycleStage.ACTIVE:
+        if not Experiment.objects.filter(
+            pk=run.experiment_id, lifecycle_stage=LifecycleStage.ACTIVE
+        ).exists():
+            raise InvalidParameter(
+                f"Run {run.name or run.run_uuid} belongs to a deleted experiment; "
+                "restore the experiment first."
+            )
         refuse_restore_while_purging(run.experiment_id)
         run.lifecycle_stage = LifecycleStage.ACTIVE
         run.deleted_at = None
         run.save(update_fields=["lifecycle_stage", "deleted_at"])
+        audit_record(actor=actor, action="restore", target=run)
     return run
 
 
@@ -205,11 +228,13 @@ CANCELLABLE = (RunStatus.RUNNING, RunStatus.SCHEDULED)
 
 
 @transaction.atomic
-def run_cancel(*, run: Run) -> Run:
+@transaction.atomic
+def run_cancel(*, run: Run, actor: AbstractBaseUser | None) -> Run:
     """Stop a run that has not ended: RUNNING or SCHEDULED become KILLED, ended now.
 
     Cancelling a killed run again changes nothing, so a retried request is harmless; a
-    run that finished or failed keeps its outcome (INVALID_PARAMETER_VALUE)."""
+    run that finished or failed keeps its outcome (INVALID_PARAMETER_VALUE). Whatever
+    executes the run (a remote job) hears of it through the "run_cancel" hook."""
     if run.status == RunStatus.KILLED:
         return run
     if run.status not in CANCELLABLE:
@@ -220,6 +245,8 @@ def run_cancel(*, run: Run) -> Run:
     run.status = RunStatus.KILLED
     run.end_time = now_ms()
     run.save(update_fields=["status", "end_time"])
+    audit_record(actor=actor, action="cancel", target=run)
+    registry.call_hook("run_cancel", run=run, actor=actor)
     return run
 
 

@@ -11,7 +11,7 @@ from tracking.services.runs import MetricIn, run_create, run_log_batch, run_upda
 
 
 def make_experiment(workspace: Workspace, name: str = "exp") -> Experiment:
-    return experiment_create(workspace=workspace, name=name)
+    return experiment_create(workspace=workspace, name=name, actor=None)
 
 
 def make_run(

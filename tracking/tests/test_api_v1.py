@@ -43,7 +43,7 @@ def _experiment(cast) -> dict:
 
 def _deleted_experiment(cast) -> dict:
     experiment = make_experiment(cast.workspace, "gone")
-    experiment_delete(experiment=experiment)
+    experiment_delete(experiment=experiment, actor=None)
     return {"experiment_id": str(experiment.pk)}
 
 
@@ -60,7 +60,7 @@ def _run_kw(cast) -> dict:
 
 def _deleted_run_kw(cast) -> dict:
     run = _run(cast)
-    run_delete(run=run)
+    run_delete(run=run, actor=None)
     return {"run_id": run.run_uuid}
 
 

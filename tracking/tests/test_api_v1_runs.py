@@ -69,7 +69,7 @@ def test_experiment_create_refuses_a_taken_name_and_bad_json(cast) -> None:
 def test_experiment_list_filters(cast) -> None:
     for name in ("Churn model", "churn-v2", "fraud"):
         make_experiment(cast.workspace, name)
-    experiment_delete(experiment=make_experiment(cast.workspace, "old churn"))
+    experiment_delete(experiment=make_experiment(cast.workspace, "old churn"), actor=None)
     client = api(cast, "reader")
 
     def names(**query) -> list[str]:
@@ -157,7 +157,7 @@ def test_experiment_purge_returns_a_job(cast) -> None:
     purge = url(cast, "api-experiment-purge", experiment_id=experiment.pk)
     assert_error(client.post(purge), 400, "INVALID_PARAMETER_VALUE")  # still active
 
-    experiment_delete(experiment=experiment)
+    experiment_delete(experiment=experiment, actor=None)
     response = client.post(purge)
     assert response.status_code == 202
     job = response.json()
@@ -251,7 +251,7 @@ def test_runs_unknown_or_foreign_experiment_ids_are_404(cast, scored) -> None:
 
 
 def test_runs_view_deleted_and_all(cast, scored) -> None:
-    run_delete(run=scored["mid"])
+    run_delete(run=scored["mid"], actor=None)
     client = api(cast)
     assert run_names(client.get(url(cast, "api-runs", {"view": "deleted"}))) == ["mid"]
     assert len(run_names(client.get(url(cast, "api-runs", {"view": "all"})))) == 4
@@ -332,7 +332,7 @@ def test_run_update(cast) -> None:
     assert response.json()["status"] == "FINISHED" and response.json()["end_time"] >= run.start_time
     response = client.patch(path, {"status": "DONE"}, content_type="application/json")
     assert_error(response, 400, "INVALID_PARAMETER_VALUE")
-    run_delete(run=run)
+    run_delete(run=run, actor=None)
     response = client.patch(path, {"run_name": "again"}, content_type="application/json")
     assert_error(response, 400, "INVALID_PARAMETER_VALUE")
 
@@ -363,7 +363,7 @@ def test_run_delete_restore_and_purge(cast) -> None:
 def test_run_restore_needs_its_experiment_active(cast) -> None:
     experiment = make_experiment(cast.workspace, "e")
     run = make_run(experiment, "r")
-    experiment_delete(experiment=experiment)
+    experiment_delete(experiment=experiment, actor=None)
     response = api(cast).post(url(cast, "api-run-restore", run_id=run.run_uuid))
     assert_error(response, 400, "INVALID_PARAMETER_VALUE")
 

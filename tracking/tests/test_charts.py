@@ -25,7 +25,9 @@ DIP_STEP, DIP = 777, -1e6
 
 
 def make_run(workspace, name: str, experiment=None):
-    experiment = experiment or experiment_create(workspace=workspace, name=f"exp-{name}")
+    experiment = experiment or experiment_create(
+        workspace=workspace, name=f"exp-{name}", actor=None
+    )
     return run_create(
         workspace=workspace, experiment=experiment, user_id="t", start_time=T0, run_name=name
     )
@@ -145,7 +147,7 @@ def test_wide_zoom_is_still_downsampled_within_the_range(cast, owner, long_run):
 
 
 def test_short_series_come_back_whole_in_run_order(cast, owner):
-    experiment = experiment_create(workspace=cast.workspace, name="e")
+    experiment = experiment_create(workspace=cast.workspace, name="e", actor=None)
     a, b, c = (make_run(cast.workspace, name, experiment) for name in "abc")
     log_points(a, "acc", [(step, step / 10) for step in range(50)])
     log_points(c, "acc", [(3, 0.3), (1, 0.1)])

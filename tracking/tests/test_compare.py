@@ -34,7 +34,7 @@ def make_run(workspace, experiment, name, *, params=(), metrics=(), tags=()):
 @pytest.fixture
 def trio(cast):
     """Three runs of one experiment: lr differs, epochs is equal, optimizer is categorical."""
-    experiment = experiment_create(workspace=cast.workspace, name="tuning")
+    experiment = experiment_create(workspace=cast.workspace, name="tuning", actor=None)
     runs = [
         make_run(
             cast.workspace,
@@ -153,7 +153,7 @@ def test_diff_table_marks_rows_that_differ(cast, trio):
 
 def test_runs_across_experiments_and_missing_values(cast, trio):
     _, runs = trio
-    other = experiment_create(workspace=cast.workspace, name="baseline")
+    other = experiment_create(workspace=cast.workspace, name="baseline", actor=None)
     extra = make_run(
         cast.workspace,
         other,
@@ -186,7 +186,7 @@ def test_page_never_reads_metric_history(cast, trio):
 
 
 def test_names_and_ids_are_escaped(cast):
-    experiment = experiment_create(workspace=cast.workspace, name="<i>exp</i>")
+    experiment = experiment_create(workspace=cast.workspace, name="<i>exp</i>", actor=None)
     runs = [
         make_run(cast.workspace, experiment, "<script>alert(1)</script>", params=[("p", "<b>")])
         for _ in range(2)
@@ -220,7 +220,7 @@ def test_bad_requests_explain_themselves(cast, trio, query, status, message):
 
 def test_unknown_and_foreign_ids_are_left_out_with_a_note(cast, trio):
     _, runs = trio
-    foreign_exp = experiment_create(workspace=cast.other_workspace, name="theirs")
+    foreign_exp = experiment_create(workspace=cast.other_workspace, name="theirs", actor=None)
     foreign = make_run(cast.other_workspace, foreign_exp, "secret-run")
     query = f"{runs[0].run_uuid},nope123,{foreign.run_uuid},{runs[1].run_uuid}"
     response = as_user(cast, "owner").get(page_url(cast, query))
@@ -244,7 +244,7 @@ def test_none_found_is_404_and_one_found_explains(cast, trio):
 
 
 def test_no_metrics_or_params_show_empty_states(cast):
-    experiment = experiment_create(workspace=cast.workspace, name="bare")
+    experiment = experiment_create(workspace=cast.workspace, name="bare", actor=None)
     runs = [make_run(cast.workspace, experiment, f"bare-{i}") for i in range(2)]
     response = as_user(cast, "owner").get(page_url(cast, ids(runs)))
     html = response.content.decode()

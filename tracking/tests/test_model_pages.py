@@ -30,7 +30,7 @@ READ = {"owner": 200, "contributor": 200, "reader": 200, "outsider": 404}
 
 def _run(ws, name: str = "train-rf", experiment: str = "diabetes"):
     exp = ws.experiments.filter(name=experiment).first() or experiment_create(
-        workspace=ws, name=experiment
+        workspace=ws, name=experiment, actor=None
     )
     return run_create(
         workspace=ws, experiment=exp, user_id="olivia", start_time=None, run_name=name
@@ -39,7 +39,7 @@ def _run(ws, name: str = "train-rf", experiment: str = "diabetes"):
 
 def _model(ws, name: str, *, versions: int = 1, run=None, **fields) -> RegisteredModel:
     """A registered model with versions registered from a run of the workspace."""
-    model = registry.registered_model_create(workspace=ws, name=name, **fields)
+    model = registry.registered_model_create(workspace=ws, name=name, actor=None, **fields)
     run = run or _run(ws)
     for _ in range(versions):
         registry.model_version_create(
@@ -250,10 +250,13 @@ def test_list_columns(cast) -> None:
         tags=[{"key": "team", "value": "risk"}, {"key": "task", "value": "regression"}],
     )
     registry.registered_model_alias_set(workspace=ws, name="diabetes", alias="champion", version=2)
-    registry.model_version_delete(workspace=ws, name="diabetes", version=3)
+    registry.model_version_delete(workspace=ws, name="diabetes", version=3, actor=None)
     # A prompt lives in the same table but is not a model.
     registry.registered_model_create(
-        workspace=ws, name="summarize", tags=[{"key": "mlflow.prompt.is_prompt", "value": "true"}]
+        workspace=ws,
+        name="summarize",
+        tags=[{"key": "mlflow.prompt.is_prompt", "value": "true"}],
+        actor=None,
     )
     html = _text(_client(cast, "reader").get(_path(cast)))
     assert _rows(html) == ["diabetes"]
@@ -321,7 +324,7 @@ def test_logged_models_tab(cast) -> None:
     )
     logged_model_finalize(workspace=ws, model_id=ready.model_id, status=2)
     pending = logged_model_create(workspace=ws, experiment_id=str(exp.pk), name="scratch")
-    registry.registered_model_create(workspace=ws, name="gbm-prod")
+    registry.registered_model_create(workspace=ws, name="gbm-prod", actor=None)
     registry.model_version_create(
         workspace=ws, name="gbm-prod", source=f"models:/{ready.model_id}", model_id=ready.model_id
     )
@@ -363,7 +366,7 @@ def test_model_page(cast) -> None:
         workspace=ws, name="diabetes", version=2, stage="Production"
     )
     registry.model_version_update(workspace=ws, name="diabetes", version=1, description="first")
-    registry.model_version_delete(workspace=ws, name="diabetes", version=3)
+    registry.model_version_delete(workspace=ws, name="diabetes", version=3, actor=None)
     response = _client(cast, "reader").get(_path(cast, "models/diabetes/"))
     assert response.status_code == 200
     html = _text(response)

@@ -56,7 +56,9 @@ class Populated:
 def populate(workspace, name: str, runs: int = 3, points: int = 20) -> Populated:
     """An experiment whose runs logged params, tags, metric points, a dataset and an
     artifact file each, plus a logged model with a file and a registered version."""
-    experiment = experiment_create(workspace=workspace, name=name, tags=[("team", "vision")])
+    experiment = experiment_create(
+        workspace=workspace, name=name, tags=[("team", "vision")], actor=None
+    )
     store = store_for(workspace)
     made, files = [], []
     for i in range(runs):
@@ -92,7 +94,7 @@ def populate(workspace, name: str, runs: int = 3, points: int = 20) -> Populated
     )
     model_file = f"{experiment.pk}/models/{model.model_id}/artifacts/MLmodel"
     store.write(model_file, [b"flavors: {}"])
-    registered_model_create(workspace=workspace, name=f"{name}-registered")
+    registered_model_create(workspace=workspace, name=f"{name}-registered", actor=None)
     model_version_create(
         workspace=workspace,
         name=f"{name}-registered",
@@ -113,7 +115,7 @@ def all_points() -> int:
 
 
 def _run_with_points(workspace, name: str, points: int = 50) -> Run:
-    experiment = experiment_create(workspace=workspace, name=name)
+    experiment = experiment_create(workspace=workspace, name=name, actor=None)
     run = run_create(workspace=workspace, experiment=experiment, user_id="u", start_time=1)
     metrics = [MetricIn("loss", float(i), False, 1, i) for i in range(points)]
     run_log_batch(run=run, metrics=metrics)
@@ -141,7 +143,7 @@ def test_run_purge_removes_rows_points_and_stored_files(cast, backend):
     store = store_for(cast.workspace)
     gone, kept = data.runs[:2], data.runs[2:]
     for run in gone:
-        run_delete(run=run)
+        run_delete(run=run, actor=None)
 
     purged = purge.run_purge(actor=cast.owner, workspace=cast.workspace, runs=gone)
 
@@ -166,7 +168,7 @@ def test_run_purge_removes_rows_points_and_stored_files(cast, backend):
 
 def test_run_purge_refuses_active_runs_and_touches_nothing(cast):
     data = populate(cast.workspace, "exp")
-    run_delete(run=data.runs[0])
+    run_delete(run=data.runs[0], actor=None)
     with pytest.raises(InvalidParameter, match="Only deleted runs can be purged"):
         purge.run_purge(actor=cast.owner, workspace=cast.workspace, runs=data.runs[:2])
     assert Run.objects.filter(pk__in=[r.pk for r in data.runs]).count() == 3
@@ -176,7 +178,7 @@ def test_run_purge_refuses_active_runs_and_touches_nothing(cast):
 def test_run_purge_is_idempotent_and_audited(cast):
     data = populate(cast.workspace, "exp")
     run = data.runs[0]
-    run_delete(run=run)
+    run_delete(run=run, actor=None)
     assert purge.run_purge(actor=cast.owner, workspace=cast.workspace, runs=[run]) == 1
     assert purge.run_purge(actor=cast.owner, workspace=cast.workspace, runs=[run]) == 0
     entries = AuditEntry.objects.filter(action="purge", workspace_id=cast.workspace.id)
@@ -190,7 +192,7 @@ def test_run_purge_is_idempotent_and_audited(cast):
 def test_run_purge_after_a_crash_between_files_and_rows_finishes(cast, monkeypatch):
     data = populate(cast.workspace, "exp")
     run = data.runs[0]
-    run_delete(run=run)
+    run_delete(run=run, actor=None)
 
     def crash(*args, **kwargs):
         raise RuntimeError("worker died")
@@ -208,7 +210,7 @@ def test_run_purge_after_a_crash_between_files_and_rows_finishes(cast, monkeypat
 
 def test_run_purge_refuses_runs_of_another_workspace(cast):
     other = populate(cast.other_workspace, "exp")
-    run_delete(run=other.runs[0])
+    run_delete(run=other.runs[0], actor=None)
     with pytest.raises(NotFound):
         purge.run_purge(actor=cast.owner, workspace=cast.workspace, runs=[other.runs[0]])
     assert Run.objects.filter(pk=other.runs[0].pk).exists()
@@ -218,7 +220,7 @@ def test_run_purge_has_a_limit(cast, monkeypatch):
     monkeypatch.setattr(purge, "RUN_PURGE_LIMIT", 2)
     data = populate(cast.workspace, "exp")
     for run in data.runs:
-        run_delete(run=run)
+        run_delete(run=run, actor=None)
     with pytest.raises(InvalidParameter, match="At most 2 runs"):
         purge.run_purge(actor=cast.owner, workspace=cast.workspace, runs=data.runs)
     assert Run.objects.filter(experiment=data.experiment).count() == 3
@@ -231,7 +233,7 @@ def test_experiment_purge_removes_everything_and_frees_the_name(cast, backend, m
     monkeypatch.setattr(purge, "BATCH_SIZE", 2)  # several batches
     data = populate(cast.workspace, "exp", runs=5)
     keep = populate(cast.workspace, "keep")
-    experiment_delete(experiment=data.experiment)
+    experiment_delete(experiment=data.experiment, actor=None)
     progress = []
 
     purge.experiment_purge(
@@ -253,7 +255,7 @@ def test_experiment_purge_removes_everything_and_frees_the_name(cast, backend, m
     assert points_of(keep.runs) == 60
     assert sum(done for done, _ in progress) == 5 + 2  # one per run, artifacts, the row
     assert AuditEntry.objects.filter(action="purge", target_repr="exp").exists()
-    experiment_create(workspace=cast.workspace, name="exp")  # the name is free again
+    experiment_create(workspace=cast.workspace, name="exp", actor=None)  # the name is free again
 
 
 def test_experiment_purge_refuses_an_active_experiment(cast):
@@ -266,14 +268,18 @@ def test_experiment_purge_refuses_an_active_experiment(cast):
 def test_experiment_purge_keeps_files_of_an_experiment_sharing_its_location(cast):
     store = store_for(cast.workspace)
     shared = "mlflow-artifacts:/shared"
-    first = experiment_create(workspace=cast.workspace, name="a", artifact_location=shared)
-    second = experiment_create(workspace=cast.workspace, name="b", artifact_location=shared)
+    first = experiment_create(
+        workspace=cast.workspace, name="a", artifact_location=shared, actor=None
+    )
+    second = experiment_create(
+        workspace=cast.workspace, name="b", artifact_location=shared, actor=None
+    )
     runs = {}
     for experiment in (first, second):
         run = run_create(workspace=cast.workspace, experiment=experiment, user_id="u", start_time=1)
         store.write(f"shared/{run.run_uuid}/artifacts/f.txt", [b"x"])
         runs[experiment.name] = run
-    experiment_delete(experiment=first)
+    experiment_delete(experiment=first, actor=None)
 
     purge.experiment_purge(actor=cast.owner, experiment=first)
 

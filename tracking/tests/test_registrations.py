@@ -14,7 +14,7 @@ TAB = '<section id="test-tab">{{ message }} for {{ run.name }}</section>'
 
 @pytest.fixture
 def run(cast):
-    return make_run(make_experiment(cast.workspace, "exp"), name="tabbed")
+    return make_run(make_experiment(cast.workspace, "exp"), name="tabbed", status="RUNNING")
 
 
 def _page(cast, run, **query) -> str:
@@ -60,3 +60,27 @@ def test_a_registered_run_tab_is_linked_and_drawn(cast, run, memory_templates):
         other = make_run(run.experiment, name="plain")
         assert '?tab=job"' not in _page(cast, other, tab="job")  # not shown: overview
     assert '?tab=job"' not in _page(cast, run, tab="job")
+
+
+def test_cancelling_a_run_calls_the_run_cancel_hook_in_its_transaction(cast, run):
+    from tracking.services.runs import run_cancel
+
+    heard: list[tuple[str, object]] = []
+    with registry.override():
+        registry.register_hook(
+            "run_cancel", lambda *, run, actor: heard.append((run.status, actor))
+        )
+        run_cancel(run=run, actor=cast.contributor)
+        assert heard == [("KILLED", cast.contributor)]
+        run_cancel(run=run, actor=cast.contributor)  # already killed: nothing to announce
+        assert len(heard) == 1
+
+        def refuse(*, run, actor):
+            raise RuntimeError("the executor could not be told")
+
+        registry.register_hook("run_cancel", refuse)
+        other = make_run(run.experiment, name="second", status="RUNNING")
+        with pytest.raises(RuntimeError):
+            run_cancel(run=other, actor=cast.contributor)
+        other.refresh_from_db()
+        assert other.status == "RUNNING"  # rolled back with the failed hook

@@ -155,7 +155,7 @@ def test_writes_are_offered_to_contributors_only(cast):
 @pytest.mark.django_db
 def test_deleted_run_shows_a_banner_and_restore_for_contributors(cast):
     run = make_run(cast)
-    run_delete(run=run)
+    run_delete(run=run, actor=None)
     page = url(cast, "run", run.run_uuid)
     html = text(client_for(cast, "contributor").get(page))
     assert "This run is deleted." in html

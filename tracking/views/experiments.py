@@ -15,7 +15,6 @@ from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from portal import services as portal_services
 from portal.errors import InvalidParameter, StudioError
 from tracking.models import LifecycleStage, Run
 from tracking.selectors import tables
@@ -100,7 +99,6 @@ def experiment_create(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         )
     except StudioError as exc:
         return _render_list(request, access, create_error=exc.message, new_name=name)
-    portal_services.audit_record(actor=request.user, action="create", target=experiment)
     messages.success(request, f"Experiment “{experiment.name}” created.")
     return redirect(experiment_url(experiment))
 
@@ -119,17 +117,12 @@ def experiment_action(request: HttpRequest, experiment_id: int, **kwargs: Any) -
             new_name = request.POST.get("name", "").strip()
             if not new_name:
                 raise InvalidParameter("Give the experiment a name.")
-            experiment_services.experiment_rename(experiment=experiment, new_name=new_name)
-            portal_services.audit_record(
-                actor=request.user,
-                action="rename",
-                target=experiment,
-                changes={"name": [old, new_name]},
+            experiment_services.experiment_rename(
+                experiment=experiment, new_name=new_name, actor=request.user
             )
             messages.success(request, f"Renamed “{old}” to “{new_name}”.")
         elif action == "delete":
-            experiment_services.experiment_delete(experiment=experiment)
-            portal_services.audit_record(actor=request.user, action="delete", target=experiment)
+            experiment_services.experiment_delete(experiment=experiment, actor=request.user)
             messages.success(
                 request,
                 f"Experiment “{experiment.name}” and its runs moved to Deleted. "
@@ -137,8 +130,7 @@ def experiment_action(request: HttpRequest, experiment_id: int, **kwargs: Any) -
             )
             back = ws_reverse(access.obj, "experiments")
         elif action == "restore":
-            experiment_services.experiment_restore(experiment=experiment)
-            portal_services.audit_record(actor=request.user, action="restore", target=experiment)
+            experiment_services.experiment_restore(experiment=experiment, actor=request.user)
             messages.success(request, f"Experiment “{experiment.name}” restored.")
         elif action == "purge":
             job = purge_jobs.experiment_purge_request(actor=request.user, experiment=experiment)
@@ -278,7 +270,7 @@ def run_action(request: HttpRequest, **kwargs: Any) -> HttpResponse:
     if len(ids) > MAX_RUNS_PER_ACTION:
         messages.error(request, f"Select at most {MAX_RUNS_PER_ACTION} runs at a time.")
         return redirect(back)
-    runs = Run.objects.filter(workspace=ws, run_uuid__in=ids).select_related("experiment")
+    runs = Run.objects.filter(workspace=ws, run_uuid__in=ids)
     try:
         done = _apply_run_action(request, ws, action, runs)
     except StudioError as exc:
@@ -304,13 +296,7 @@ def _apply_run_action(request: HttpRequest, ws, action: str, runs) -> int:
         for run in runs.select_for_update(of=("self",)):
             if run.lifecycle_stage != wanted:
                 continue
-            if action == "restore" and run.experiment.lifecycle_stage != LifecycleStage.ACTIVE:
-                raise InvalidParameter(
-                    f"Run {run.name or run.run_uuid} belongs to a deleted experiment; "
-                    "restore the experiment first."
-                )
-            (run_delete if action == "delete" else run_restore)(run=run)
-            portal_services.audit_record(actor=request.user, action=action, target=run)
+            (run_delete if action == "delete" else run_restore)(run=run, actor=request.user)
             changed += 1
     return changed
 

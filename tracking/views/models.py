@@ -293,7 +293,9 @@ def model_version_delete(
     ws, model = _writable_model(request, name, kwargs)
 
     def change() -> str:
-        registry.model_version_delete(workspace=ws, name=model.name, version=version)
+        registry.model_version_delete(
+            workspace=ws, name=model.name, version=version, actor=request.user
+        )
         return f"Version {version} of {model.name} deleted."
 
     _attempt(request, change)
@@ -306,7 +308,7 @@ def model_delete(request: HttpRequest, name: str, **kwargs: Any) -> HttpResponse
     ws, model = _writable_model(request, name, kwargs)
 
     def change() -> str:
-        registry.registered_model_delete(workspace=ws, name=model.name)
+        registry.registered_model_delete(workspace=ws, name=model.name, actor=request.user)
         return f"Model “{model.name}” and its versions deleted."
 
     if _attempt(request, change):
