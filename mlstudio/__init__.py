@@ -11,9 +11,7 @@ service's SDK::
     mlflow.set_tracking_uri(ws.get_mlflow_tracking_uri())
 """
 
-# Set before the imports below: mlstudio._http reads it for its User-Agent.
-__version__ = "0.1.0"
-
+from mlstudio._version import __version__
 from mlstudio.auth import (
     DefaultAuthentication,
     EnvironmentAuthentication,

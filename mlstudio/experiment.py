@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mlstudio._http import segment
-from mlstudio._progress import finish_job
+from mlstudio._client.http import segment
+from mlstudio._client.jobs import finish_job
 from mlstudio.exceptions import (
     ConflictError,
     ExperimentNotFound,

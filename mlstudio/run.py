@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlstudio._http import segment
+from mlstudio._client.http import segment
 from mlstudio.exceptions import RunNotFound
 
 if TYPE_CHECKING:
-    from mlstudio._http import HttpClient
+    from mlstudio._client.http import HttpClient
     from mlstudio.experiment import Experiment
     from mlstudio.workspace import Workspace
 

@@ -9,10 +9,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlstudio import _renewal
-from mlstudio._config import CONFIG_DIR, CONFIG_FILE, load_config
-from mlstudio._http import Auth, HttpClient, check_subscription_id, make_client, workspace_path
-from mlstudio._progress import finish_job
+from mlstudio._client import renewal
+from mlstudio._client.config import CONFIG_DIR, CONFIG_FILE, load_config
+from mlstudio._client.http import Auth, HttpClient, make_client
+from mlstudio._client.jobs import finish_job
+from mlstudio._client.tenancy import check_subscription_id, workspace_path
 from mlstudio.exceptions import (
     ConflictError,
     NotFoundError,
@@ -364,7 +365,7 @@ class Workspace:
     # --- Tracking ---------------------------------------------------------------------------
 
     def _mint_tracking_token(self) -> tuple[str, float]:
-        body, lifetime = _renewal.request_tracking_token(
+        body, lifetime = renewal.request_tracking_token(
             self._client, self._path, not_found=WorkspaceNotFound
         )
         self._tracking_uri = body["tracking_uri"]
@@ -390,8 +391,8 @@ class Workspace:
         """
         token, lifetime = self._mint_tracking_token()
         uri = self._tracking_uri
-        _renewal.register(
-            _renewal.TrackingTokenSource(uri, self._mint_tracking_token, token, lifetime)
+        renewal.register(
+            renewal.TrackingTokenSource(uri, self._mint_tracking_token, token, lifetime)
         )
         current = os.environ.get(AUTH_PROVIDER_ENV)
         if current and current != "mlstudio":

@@ -15,11 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
-if TYPE_CHECKING:
-    from mlstudio._http import HttpClient
+from mlstudio._client.http import HttpClient
+from mlstudio._client.tenancy import workspace_path
+from mlstudio.auth import DefaultAuthentication
+from mlstudio.exceptions import AuthenticationError
 
 # Renew when the token has less than this left (or a quarter of its lifetime, when shorter),
 # so a request never leaves with a token that expires on the way.
@@ -153,10 +155,6 @@ def source_for_url(url: str) -> TrackingTokenSource | None:
     match = _TRACKING_PATH.match(url)
     if match is None:
         return None
-    from mlstudio._http import HttpClient, workspace_path
-    from mlstudio.auth import DefaultAuthentication
-    from mlstudio.exceptions import AuthenticationError
-
     server = match["server"]
     auth = DefaultAuthentication()
     try:
