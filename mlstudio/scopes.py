@@ -1,8 +1,11 @@
-"""The scopes above workspaces: subscriptions and resource groups."""
+"""The scopes above workspaces: subscriptions and resource groups.
+
+The top floor of the SDK's objects: it may import them all; nothing below imports it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlstudio._client.http import Auth, HttpClient, make_client
 from mlstudio._client.jobs import finish_job
@@ -13,9 +16,7 @@ from mlstudio._client.tenancy import (
     subscription_path,
 )
 from mlstudio.exceptions import ResourceGroupNotFound, SubscriptionNotFound
-
-if TYPE_CHECKING:
-    from mlstudio.workspace import Workspace
+from mlstudio.workspace import Workspace
 
 
 class ResourceGroup:
@@ -72,8 +73,6 @@ class ResourceGroup:
 
     def list_workspaces(self) -> list[Workspace]:
         """Its workspaces that the caller can see."""
-        from mlstudio.workspace import Workspace
-
         return [
             Workspace._from_details(self._client, details)
             for details in self._client.paged(
