@@ -11,9 +11,8 @@ service's SDK::
     mlflow.set_tracking_uri(ws.get_mlflow_tracking_uri())
 """
 
-# Set before the imports below: mlstudio._http reads it for its User-Agent.
-__version__ = "0.1.0"
-
+from mlstudio._client.renewal import set_auth_provider_installer as _set_auth_provider_installer
+from mlstudio._version import __version__
 from mlstudio.auth import (
     DefaultAuthentication,
     EnvironmentAuthentication,
@@ -39,6 +38,17 @@ from mlstudio.experiment import Experiment
 from mlstudio.run import Run
 from mlstudio.scopes import ResourceGroup, Subscription
 from mlstudio.workspace import Workspace
+
+
+def _register_mlflow_auth_provider() -> bool:
+    # Imported on first use, not with the SDK: mlflow_plugin imports mlflow (optional, slow).
+    from mlstudio.mlflow_plugin import ensure_registered
+
+    return ensure_registered()
+
+
+# Workspace.get_mlflow_tracking_uri() runs this; the workspace stands below the plugin.
+_set_auth_provider_installer(_register_mlflow_auth_provider)
 
 __all__ = [
     "AuthenticationError",

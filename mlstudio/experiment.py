@@ -1,12 +1,17 @@
-"""Experiments of a workspace, and the search for their runs."""
+"""Experiments of a workspace, and the search for their runs.
+
+An experiment keeps the workspace it was built with (any object with the
+mlstudio._client.parents.WorkspaceParent protocol); runs below it get the experiment.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mlstudio._http import segment
-from mlstudio._progress import finish_job
+from mlstudio._client.http import segment
+from mlstudio._client.jobs import finish_job
+from mlstudio._client.parents import WorkspaceParent, experiment_by_id
 from mlstudio.exceptions import (
     ConflictError,
     ExperimentNotFound,
@@ -14,9 +19,6 @@ from mlstudio.exceptions import (
     WorkspaceNotFound,
 )
 from mlstudio.run import PARENT_TAG, RUN_TYPE_TAG, Run
-
-if TYPE_CHECKING:
-    from mlstudio.workspace import Workspace
 
 VIEW_TYPES = {"ActiveOnly": "active", "ArchivedOnly": "deleted", "All": "all"}
 
@@ -35,7 +37,7 @@ class Experiment:
 
     def __init__(
         self,
-        workspace: Workspace,
+        workspace: WorkspaceParent,
         name: str,
         _dto: dict[str, Any] | None = None,
     ) -> None:
@@ -46,7 +48,9 @@ class Experiment:
     # --- Lookup -----------------------------------------------------------------------------
 
     @staticmethod
-    def _lookup(workspace: Workspace, name: str, view: str = "active") -> dict[str, Any] | None:
+    def _lookup(
+        workspace: WorkspaceParent, name: str, view: str = "active"
+    ) -> dict[str, Any] | None:
         for dto in workspace._client.paged(
             f"{workspace._path}/experiments", {"name": name, "view": view}
         ):
@@ -55,7 +59,7 @@ class Experiment:
         return None
 
     @classmethod
-    def _by_id(cls, workspace: Workspace, experiment_id: str) -> Experiment:
+    def _by_id(cls, workspace: WorkspaceParent, experiment_id: str) -> Experiment:
         dto = workspace._client.get(
             f"{workspace._path}/experiments/{segment(experiment_id)}",
             not_found=ExperimentNotFound,
@@ -86,7 +90,7 @@ class Experiment:
 
     @classmethod
     def create(
-        cls, workspace: Workspace, name: str, tags: dict[str, str] | None = None
+        cls, workspace: WorkspaceParent, name: str, tags: dict[str, str] | None = None
     ) -> Experiment:
         """Create an experiment (or answer the active one of that name).
 
@@ -100,7 +104,7 @@ class Experiment:
     @classmethod
     def list(
         cls,
-        workspace: Workspace,
+        workspace: WorkspaceParent,
         experiment_name: str | None = None,
         view_type: str = "ActiveOnly",
         search: str | None = None,
@@ -284,10 +288,13 @@ class Experiment:
         return f"Experiment(Name: {self._name}, Workspace: {self.workspace.name})"
 
 
+experiment_by_id.provide(Experiment._by_id)  # for Run.get, below this module
+
+
 class WorkspaceExperiments(Mapping[str, "Experiment"]):
     """ws.experiments: a read-only mapping of the active experiments by name."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: WorkspaceParent) -> None:
         self._workspace = workspace
 
     def __getitem__(self, name: str) -> Experiment:

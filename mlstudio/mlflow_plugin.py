@@ -19,7 +19,7 @@ import requests
 from requests.auth import AuthBase
 from requests.utils import rewind_body
 
-from mlstudio import _renewal
+from mlstudio._client import renewal
 
 try:  # mlflow is an optional extra: the class works without its base class too
     from mlflow.tracking.request_auth.abstract_request_auth_provider import (
@@ -44,8 +44,8 @@ class MLStudioRequestAuth(AuthBase):
         return request
 
     @staticmethod
-    def _source(url: str) -> _renewal.TrackingTokenSource | None:
-        return _renewal.lookup(url) or _renewal.source_for_url(url)
+    def _source(url: str) -> renewal.TrackingTokenSource | None:
+        return renewal.lookup(url) or renewal.source_for_url(url)
 
     def _renew_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         request = response.request

@@ -1,4 +1,8 @@
-"""Runs: their status, details, metrics, files, and cancel/delete/restore."""
+"""Runs: their status, details, metrics, files, and cancel/delete/restore.
+
+The lowest object: a run keeps the experiment it was built with and reaches its workspace
+through it (see mlstudio._client.parents).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mlstudio._http import segment
+from mlstudio._client.http import HttpClient, segment
+from mlstudio._client.parents import ExperimentParent, WorkspaceParent, experiment_by_id
 from mlstudio.exceptions import RunNotFound
-
-if TYPE_CHECKING:
-    from mlstudio._http import HttpClient
-    from mlstudio.experiment import Experiment
-    from mlstudio.workspace import Workspace
 
 # MLflow's run statuses as the reference service names them.
 STATUS_NAMES = {
@@ -58,14 +58,14 @@ class Run:
     """
 
     def __init__(
-        self, experiment: Experiment, run_id: str, _dto: dict[str, Any] | None = None
+        self, experiment: ExperimentParent, run_id: str, _dto: dict[str, Any] | None = None
     ) -> None:
         self.experiment = experiment
         self._run_id = run_id
         self._dto = _dto if _dto is not None else self._fetch()
 
     @staticmethod
-    def get(workspace: Workspace, run_id: str) -> Run:
+    def get(workspace: WorkspaceParent, run_id: str) -> Run:
         """A run of the workspace by id.
 
         Raises:
@@ -74,10 +74,7 @@ class Run:
         dto = workspace._client.get(
             f"{workspace._path}/runs/{segment(run_id)}", not_found=RunNotFound
         )
-        from mlstudio.experiment import Experiment
-
-        experiment = Experiment._by_id(workspace, dto["experiment_id"])
-        return Run(experiment, run_id, _dto=dto)
+        return Run(experiment_by_id(workspace, dto["experiment_id"]), run_id, _dto=dto)
 
     @property
     def _client(self) -> HttpClient:

@@ -1,15 +1,22 @@
-"""The scopes above workspaces: subscriptions and resource groups."""
+"""The scopes above workspaces: subscriptions and resource groups.
+
+The top floor of the SDK's objects: it may import them all; nothing below imports it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mlstudio._http import Auth, HttpClient, check_subscription_id, make_client, segment
-from mlstudio._progress import finish_job
-from mlstudio.exceptions import ConflictError, ResourceGroupNotFound, SubscriptionNotFound
-
-if TYPE_CHECKING:
-    from mlstudio.workspace import Workspace
+from mlstudio._client.http import Auth, HttpClient, make_client
+from mlstudio._client.jobs import finish_job
+from mlstudio._client.tenancy import (
+    check_subscription_id,
+    create_resource_group,
+    resource_group_path,
+    subscription_path,
+)
+from mlstudio.exceptions import ResourceGroupNotFound, SubscriptionNotFound
+from mlstudio.workspace import Workspace
 
 
 class ResourceGroup:
@@ -36,20 +43,10 @@ class ResourceGroup:
 
     @property
     def _path(self) -> str:
-        return f"subscriptions/{segment(self.subscription_id)}/resourceGroups/{segment(self.name)}"
+        return resource_group_path(self.subscription_id, self.name)
 
     def _create(self, location: str | None = None, tags: dict | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"name": self.name, "tags": tags or {}}
-        if location:
-            body["location"] = location
-        try:
-            return self._client.post(
-                f"subscriptions/{segment(self.subscription_id)}/resourceGroups",
-                body,
-                not_found=SubscriptionNotFound,
-            )
-        except ConflictError:  # created meanwhile by someone else: just as good
-            return self.get_details()
+        return create_resource_group(self._client, self.subscription_id, self.name, location, tags)
 
     @classmethod
     def create(
@@ -76,8 +73,6 @@ class ResourceGroup:
 
     def list_workspaces(self) -> list[Workspace]:
         """Its workspaces that the caller can see."""
-        from mlstudio.workspace import Workspace
-
         return [
             Workspace._from_details(self._client, details)
             for details in self._client.paged(
@@ -134,7 +129,7 @@ class Subscription:
         return [
             ResourceGroup(self.id, details["name"], _client=self._client)
             for details in self._client.paged(
-                f"subscriptions/{segment(self.id)}/resourceGroups",
+                f"{subscription_path(self.id)}/resourceGroups",
                 not_found=SubscriptionNotFound,
             )
         ]

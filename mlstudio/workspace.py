@@ -1,4 +1,9 @@
-"""Workspaces: find, create, describe, track with MLflow, delete."""
+"""Workspaces: find, create, describe, track with MLflow, delete.
+
+A workspace's parents are plain ids (subscription id, resource group name): it finds and
+creates its resource group through mlstudio._client.tenancy, not through ResourceGroup,
+which stands above it. Experiments, below it, get the workspace object itself.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,12 @@ import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mlstudio import _renewal
-from mlstudio._config import CONFIG_DIR, CONFIG_FILE, load_config
-from mlstudio._http import Auth, HttpClient, check_subscription_id, make_client, workspace_path
-from mlstudio._progress import finish_job
+from mlstudio._client import renewal, tenancy
+from mlstudio._client.config import CONFIG_DIR, CONFIG_FILE, load_config
+from mlstudio._client.http import Auth, HttpClient, make_client
+from mlstudio._client.jobs import finish_job
 from mlstudio.exceptions import (
     ConflictError,
     NotFoundError,
@@ -20,10 +25,7 @@ from mlstudio.exceptions import (
     UserErrorException,
     WorkspaceNotFound,
 )
-from mlstudio.scopes import ResourceGroup
-
-if TYPE_CHECKING:
-    from mlstudio.experiment import Experiment
+from mlstudio.experiment import Experiment, WorkspaceExperiments
 
 AUTH_PROVIDER_ENV = "MLFLOW_TRACKING_AUTH"
 
@@ -57,7 +59,7 @@ class Workspace:
         _client: HttpClient | None = None,
     ) -> None:
         self._client = _client or make_client(server_url, auth)
-        self._subscription_id = check_subscription_id(subscription_id)
+        self._subscription_id = tenancy.check_subscription_id(subscription_id)
         self._resource_group = resource_group
         self._name = workspace_name
         self._details = _details if _details is not None else self._fetch()
@@ -128,7 +130,7 @@ class Workspace:
         if subscription_id and resource_group:
             return cls(subscription_id, resource_group, name, auth=auth, server_url=server_url)
         client = make_client(server_url, auth)
-        sub = check_subscription_id(subscription_id) if subscription_id else None
+        sub = tenancy.check_subscription_id(subscription_id) if subscription_id else None
         matches = [
             details
             for details in client.paged("workspaces")
@@ -189,13 +191,13 @@ class Workspace:
             AuthorizationError: the caller's role does not allow it.
         """
         client = make_client(server_url, auth)
-        group = ResourceGroup(subscription_id, resource_group, _client=client)
+        sub = tenancy.check_subscription_id(subscription_id)
         body: dict[str, Any] = {"name": name, "description": description, "tags": tags or {}}
         if location:
             body["location"] = location
         if friendly_name:
             body["friendly_name"] = friendly_name
-        path = f"{group._path}/workspaces"
+        path = f"{tenancy.resource_group_path(sub, resource_group)}/workspaces"
         try:
             try:
                 details = client.post(path, body, not_found=ResourceGroupNotFound)
@@ -203,7 +205,7 @@ class Workspace:
                 if not create_resource_group:
                     raise
                 try:
-                    group._create(location=location)
+                    tenancy.create_resource_group(client, sub, resource_group, location=location)
                 except NotFoundError:  # the subscription is not visible either
                     raise missing from None
                 details = client.post(path, body, not_found=ResourceGroupNotFound)
@@ -236,11 +238,13 @@ class Workspace:
         if resource_group is not None:
             if subscription_id is None:
                 raise UserErrorException("resource_group needs subscription_id.")
-            group = ResourceGroup(subscription_id, resource_group, _client=client)
-            items = client.paged(f"{group._path}/workspaces", not_found=ResourceGroupNotFound)
+            group_path = tenancy.resource_group_path(
+                tenancy.check_subscription_id(subscription_id), resource_group
+            )
+            items = client.paged(f"{group_path}/workspaces", not_found=ResourceGroupNotFound)
         else:
             items = client.paged("workspaces")
-        sub = check_subscription_id(subscription_id) if subscription_id else None
+        sub = tenancy.check_subscription_id(subscription_id) if subscription_id else None
         found: dict[str, list[Workspace]] = {}
         for details in items:
             if sub is None or details["subscriptionId"] == sub:
@@ -298,7 +302,7 @@ class Workspace:
 
     @property
     def _path(self) -> str:
-        return workspace_path(self._subscription_id, self._resource_group, self._name)
+        return tenancy.workspace_path(self._subscription_id, self._resource_group, self._name)
 
     def _fetch(self) -> dict[str, Any]:
         return self._client.get(self._path, not_found=WorkspaceNotFound)
@@ -364,7 +368,7 @@ class Workspace:
     # --- Tracking ---------------------------------------------------------------------------
 
     def _mint_tracking_token(self) -> tuple[str, float]:
-        body, lifetime = _renewal.request_tracking_token(
+        body, lifetime = renewal.request_tracking_token(
             self._client, self._path, not_found=WorkspaceNotFound
         )
         self._tracking_uri = body["tracking_uri"]
@@ -390,8 +394,8 @@ class Workspace:
         """
         token, lifetime = self._mint_tracking_token()
         uri = self._tracking_uri
-        _renewal.register(
-            _renewal.TrackingTokenSource(uri, self._mint_tracking_token, token, lifetime)
+        renewal.register(
+            renewal.TrackingTokenSource(uri, self._mint_tracking_token, token, lifetime)
         )
         current = os.environ.get(AUTH_PROVIDER_ENV)
         if current and current != "mlstudio":
@@ -402,16 +406,12 @@ class Workspace:
             )
         else:
             os.environ[AUTH_PROVIDER_ENV] = "mlstudio"
-            from mlstudio.mlflow_plugin import ensure_registered
-
-            ensure_registered()
+            renewal.install_auth_provider()
         return uri
 
     @property
     def experiments(self) -> Mapping[str, Experiment]:
         """The workspace's active experiments by name (read from the server on each use)."""
-        from mlstudio.experiment import WorkspaceExperiments
-
         return WorkspaceExperiments(self)
 
     # --- Deleting ---------------------------------------------------------------------------

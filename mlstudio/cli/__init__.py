@@ -25,7 +25,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mlstudio import __version__
+from mlstudio._version import __version__
 from mlstudio.cli import experiments, login, workspaces
 from mlstudio.cli.common import (
     EXIT_AUTH,

@@ -8,9 +8,9 @@ import os
 import sys
 from typing import Any
 
-from mlstudio._config import load_config
-from mlstudio._http import SERVER_URL_ENV, HttpClient, normalize_server_url
-from mlstudio.auth import load_credentials
+from mlstudio._client.config import load_config
+from mlstudio._client.http import SERVER_URL_ENV, HttpClient, normalize_server_url
+from mlstudio.auth import DefaultAuthentication, load_credentials
 from mlstudio.cli.output import Output
 from mlstudio.exceptions import (
     AuthenticationError,
@@ -82,8 +82,6 @@ def server_url(args: argparse.Namespace, config: dict[str, Any] | None = None) -
 
 def http_client(args: argparse.Namespace) -> HttpClient:
     """A client of the command's server with the default credential chain."""
-    from mlstudio.auth import DefaultAuthentication
-
     return HttpClient(server_url(args), DefaultAuthentication())
 
 

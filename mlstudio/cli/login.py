@@ -8,7 +8,7 @@ import socket
 import sys
 from typing import Any
 
-from mlstudio._http import HttpClient
+from mlstudio._client.http import HttpClient
 from mlstudio.auth import TokenAuthentication, forget_login, save_login, stored_login
 from mlstudio.cli.common import EXIT_OK, server_url, without_secret
 from mlstudio.cli.output import Output

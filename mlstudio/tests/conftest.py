@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mlstudio import TokenAuthentication, Workspace, _renewal
+from mlstudio import TokenAuthentication, Workspace
+from mlstudio._client import renewal
 
 
 @pytest.fixture(autouse=True)
@@ -36,9 +37,9 @@ def sdk_env(monkeypatch, tmp_path) -> Path:
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    _renewal.clear()
+    renewal.clear()
     yield cwd
-    _renewal.clear()
+    renewal.clear()
 
 
 @dataclass

@@ -15,7 +15,7 @@ from mlstudio import (
     StoredLoginAuthentication,
     TokenAuthentication,
 )
-from mlstudio._config import find_config
+from mlstudio._client.config import find_config
 from mlstudio.auth import credentials_path, forget_login, resolve_auth, save_login, stored_login
 from mlstudio.exceptions import AuthenticationError
 

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import start_worker, stop_worker
 from mlstudio import JobFailedError, ResourceGroup, Workspace, WorkspaceNotFound
-from mlstudio._progress import follow_job
+from mlstudio._client.jobs import follow_job
 from mlstudio.cli import main
 from tests.test_deletion import producer_on_worker_broker  # noqa: F401 - fixture
 

@@ -16,7 +16,7 @@ from mlstudio import (
     ValidationError,
     WorkspaceNotFound,
 )
-from mlstudio._http import HttpClient, normalize_server_url
+from mlstudio._client.http import HttpClient, normalize_server_url
 from mlstudio.exceptions import ServerError, ServiceUnavailableError
 
 
@@ -45,7 +45,7 @@ def client(monkeypatch):
 
 def test_429_is_retried_after_the_servers_retry_after(client, monkeypatch):
     waits = []
-    monkeypatch.setattr("mlstudio._http.time.sleep", waits.append)
+    monkeypatch.setattr("mlstudio._client.http.time.sleep", waits.append)
     throttled = {"error_code": "REQUEST_LIMIT_EXCEEDED", "message": "Slow down."}
     client.answers = [
         response(429, throttled, {"Retry-After": "3"}),

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mlstudio import AuthorizationError, TokenAuthentication, Workspace, _renewal, mlflow_plugin
+from mlstudio import AuthorizationError, TokenAuthentication, Workspace, mlflow_plugin
+from mlstudio._client import renewal
 
 
 def expire_tracking_tokens() -> int:
@@ -48,7 +49,7 @@ def test_the_provider_renews_an_expired_token_for_the_plain_mlflow_client(
     assert uri == ws.get_details()["mlflowTrackingUri"]
     assert uri.startswith("http://")  # a plain URI: nothing mlflow cannot parse
     assert os.environ["MLFLOW_TRACKING_AUTH"] == "mlstudio"
-    source = _renewal.lookup(uri + "/api/2.0/mlflow/runs/get")
+    source = renewal.lookup(uri + "/api/2.0/mlflow/runs/get")
     assert source is not None and source.renewals == 0
 
     mlflow.set_tracking_uri(uri)
@@ -112,7 +113,7 @@ def test_the_provider_alone_needs_only_the_uri_and_a_personal_token(studio, monk
 
     mlflow_plugin.ensure_registered()
     uri = studio.workspace("contributor").get_details()["mlflowTrackingUri"]
-    _renewal.clear()
+    renewal.clear()
     monkeypatch.setenv("MLFLOW_TRACKING_AUTH", "mlstudio")
     monkeypatch.setenv("MLSTUDIO_TOKEN", studio.tokens["contributor"])
     client = mlflow.MlflowClient(uri)
@@ -120,7 +121,7 @@ def test_the_provider_alone_needs_only_the_uri_and_a_personal_token(studio, monk
     assert client.get_experiment(exp_id).name == "from-child"
     assert tracking_tokens() == 1  # minted once, reused
     # Requests to other servers are left alone.
-    assert _renewal.lookup("http://elsewhere.example/api/2.0/mlflow/runs/get") is None
+    assert renewal.lookup("http://elsewhere.example/api/2.0/mlflow/runs/get") is None
 
 
 def test_tracking_uri_warns_when_another_auth_provider_is_selected(studio, monkeypatch):
@@ -134,7 +135,7 @@ def test_a_tracking_token_cannot_mint_tracking_tokens(studio):
     from portal.models import ApiToken
 
     studio.workspace("reader").get_mlflow_tracking_uri()
-    tracking = _renewal.lookup(studio.workspace("reader").get_details()["mlflowTrackingUri"])
+    tracking = renewal.lookup(studio.workspace("reader").get_details()["mlflowTrackingUri"])
     assert ApiToken.objects.filter(kind="tracking").count() == 1
     ws = Workspace(
         studio.subscription_id,

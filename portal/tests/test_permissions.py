@@ -455,7 +455,7 @@ def test_login_page_and_wrong_password(db):
 
 
 def test_config_json_is_what_the_sdk_reads(cast, client, tmp_path):
-    from mlstudio._config import load_config
+    from mlstudio._client.config import load_config
 
     client.force_login(cast.reader)
     response = client.get(reverse("workspace-config", kwargs=ws_kw(cast)))

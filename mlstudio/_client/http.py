@@ -6,14 +6,13 @@ import email.utils
 import os
 import random
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urljoin
 
 import requests
 
-from mlstudio import __version__
+from mlstudio._version import __version__
 from mlstudio.auth import AbstractAuthentication, resolve_auth
 from mlstudio.exceptions import (
     ConfigurationError,
@@ -22,7 +21,6 @@ from mlstudio.exceptions import (
     ServerError,
     ServiceUnavailableError,
     ThrottledError,
-    ValidationError,
     error_for,
 )
 
@@ -62,31 +60,9 @@ def resolve_server_url(server_url: str | None = None) -> str:
     return normalize_server_url(url)
 
 
-def check_subscription_id(value: Any) -> str:
-    """A subscription id in canonical form.
-
-    Raises:
-        ValidationError: it is not a UUID (the server would not find it, less clearly).
-    """
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        raise ValidationError(
-            f"subscription_id must be a subscription's id (a UUID), not {value!r}."
-        ) from None
-
-
 def segment(value: Any) -> str:
     """One path segment, quoted so names with spaces or slashes stay one segment."""
     return quote(str(value), safe="")
-
-
-def workspace_path(subscription_id: str, resource_group: str, workspace_name: str) -> str:
-    """The API path of a workspace."""
-    return (
-        f"subscriptions/{segment(subscription_id)}/resourceGroups/"
-        f"{segment(resource_group)}/workspaces/{segment(workspace_name)}"
-    )
 
 
 def _retry_after(response: requests.Response, attempt: int) -> float:

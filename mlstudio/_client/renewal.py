@@ -4,6 +4,11 @@
 URI it returns; the MLflow auth provider (mlstudio.mlflow_plugin) asks this registry for the
 token of every request MLflow sends. Kept apart from the plugin so the SDK can register URIs
 without importing mlflow.
+
+The plugin stands above the SDK's objects (it imports mlflow, which they must not), so the
+workspace cannot import it to register the provider with MLflow; it calls
+:func:`install_auth_provider`, which runs what the ``mlstudio`` package installed here with
+:func:`set_auth_provider_installer` when it was imported.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
-if TYPE_CHECKING:
-    from mlstudio._http import HttpClient
+from mlstudio._client.http import HttpClient
+from mlstudio._client.tenancy import workspace_path
+from mlstudio.auth import DefaultAuthentication
+from mlstudio.exceptions import AuthenticationError
 
 # Renew when the token has less than this left (or a quarter of its lifetime, when shorter),
 # so a request never leaves with a token that expires on the way.
@@ -116,6 +123,20 @@ class TrackingTokenSource:
 
 _sources: dict[str, TrackingTokenSource] = {}
 _sources_lock = threading.Lock()
+_auth_provider_installer: Callable[[], object] | None = None
+
+
+def set_auth_provider_installer(install: Callable[[], object]) -> None:
+    """Make `install` what :func:`install_auth_provider` runs (mlstudio/__init__.py calls it)."""
+    global _auth_provider_installer
+    _auth_provider_installer = install
+
+
+def install_auth_provider() -> None:
+    """Make sure MLflow in this process has the ``mlstudio`` auth provider, which sends the
+    registered tokens (a no-op when mlflow is not installed, or has it from the entry point)."""
+    if _auth_provider_installer is not None:
+        _auth_provider_installer()
 
 
 def register(source: TrackingTokenSource) -> TrackingTokenSource:
@@ -153,10 +174,6 @@ def source_for_url(url: str) -> TrackingTokenSource | None:
     match = _TRACKING_PATH.match(url)
     if match is None:
         return None
-    from mlstudio._http import HttpClient, workspace_path
-    from mlstudio.auth import DefaultAuthentication
-    from mlstudio.exceptions import AuthenticationError
-
     server = match["server"]
     auth = DefaultAuthentication()
     try:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tqdm import tqdm
 
+from mlstudio._client.http import HttpClient
 from mlstudio.exceptions import JobFailedError, MLStudioError
-
-if TYPE_CHECKING:
-    from mlstudio._http import HttpClient
 
 FINAL = {"succeeded", "failed"}
 
