@@ -328,7 +328,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "portal.api.schema.AutoSchema",
     # The throttles read API_THROTTLE_RATE / API_LOGIN_THROTTLE_RATE themselves (get_rate).
-    "DEFAULT_THROTTLE_CLASSES": ["portal.api.common.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["portal.api.throttles.TokenRateThrottle"],
     "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

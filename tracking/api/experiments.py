@@ -12,13 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import services as portal_services
-from portal.api.common import (
-    CURSOR_PARAM,
-    PAGE_SIZE_PARAM,
-    CursorPagination,
-    deletion_requested,
-    page_size,
-)
+from portal.api.deletion import deletion_requested
+from portal.api.pagination import CURSOR_PARAM, PAGE_SIZE_PARAM, CursorPagination, page_size
 from portal.api.serializers import DeletionJobSerializer
 from portal.errors import InvalidParameter
 from portal.models import Workspace

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import services as portal_services
-from portal.api.common import (
+from portal.api.pagination import (
     CURSOR_PARAM,
     PAGE_SIZE_PARAM,
     decode_cursor,
