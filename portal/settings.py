@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.api.schema_text import API_TAGS, api_description
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -328,91 +330,26 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "portal.api.schema.AutoSchema",
     # The throttles read API_THROTTLE_RATE / API_LOGIN_THROTTLE_RATE themselves (get_rate).
-    "DEFAULT_THROTTLE_CLASSES": ["portal.api.common.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["portal.api.throttles.TokenRateThrottle"],
     "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "ML Studio API",
-    # The introduction of /api/docs/ and /api/redoc/: what every operation shares, so the
-    # operations themselves can stay short.
-    "DESCRIPTION": f"""\
-REST API v1 of ML Studio: the workspace tree (subscriptions → resource groups →
-workspaces), role assignments, personal tokens, and the MLflow data of each workspace
-(experiments, runs, metric history, artifacts).
-
-**Authentication.** Send `Authorization: Bearer <token>`. Create a token on the Tokens
-page, with `mlstudio login`, or with `POST /api/v1/login`. A token may be limited to
-read-only access, to one workspace, or to a lifetime.
-
-**Errors.** Every error has one shape, MLflow's:
-`{{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Workspace not found"}}`.
-What you cannot see is a 404, never a 403; a 403 means that you can see it but your
-role (or your token) does not allow the change.
-
-**Paging.** Lists answer `{{"next": ..., "previous": ..., "results": [...]}}`. Follow
-`next` until it is `null`. `page_size` sets the page length (1–{API_MAX_PAGE_SIZE},
-default {API_PAGE_SIZE}). Cursors are opaque: take them from `next`, never build them.
-
-**Deleting.** Experiments and runs are *soft-deleted* first (restorable, and listed
-with `view=deleted`), then *purged* for good. Workspaces, resource groups and experiment
-purges are deleted in the background: the request answers **202** with a deletion job.
-Poll its `url` (`GET /api/v1/jobs/{{job_id}}`) until `is_finished` is true. Deleting a
-workspace or resource group also needs `confirm=<its exact name>`.
-
-**Rate limits.** Each token has a request budget ({API_THROTTLE_RATE or "unlimited"}),
-and `POST /api/v1/login` a stricter one per client address ({API_LOGIN_THROTTLE_RATE}).
-Past it the answer is 429 with a `Retry-After` header (seconds).
-""",
+    "DESCRIPTION": api_description(
+        page_size=API_PAGE_SIZE,
+        max_page_size=API_MAX_PAGE_SIZE,
+        throttle_rate=API_THROTTLE_RATE,
+        login_throttle_rate=API_LOGIN_THROTTLE_RATE,
+    ),
     "VERSION": "1",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "SERVE_INCLUDE_SCHEMA": False,
     # Tags in reading order (Swagger UI and Redoc follow it), operations in the order of
     # the URL patterns (list, create, get, update, delete, then the actions), and
     # parameters in the order the views declare them (path first, in path order).
-    "TAGS": [
-        {"name": "account", "description": "Sign in, who am I, and personal API tokens."},
-        {
-            "name": "subscriptions",
-            "description": "The top of the tree. Administrators create them; owners rename them.",
-        },
-        {
-            "name": "resource groups",
-            "description": "Folders of workspaces inside a subscription, with tags. Deleting "
-            "one deletes its workspaces, in the background (see **jobs**).",
-        },
-        {
-            "name": "workspaces",
-            "description": "Where experiments live. Each has an MLflow tracking URI; mint a "
-            "short-lived tracking token for MLflow clients here.",
-        },
-        {
-            "name": "members",
-            "description": "Role assignments (owner, contributor, reader) at each level of "
-            "the tree. A role given on a subscription or resource group holds below it too "
-            "(`inherited: true`).",
-        },
-        {
-            "name": "experiments",
-            "description": "MLflow experiments of a workspace: soft delete, restore, purge.",
-        },
-        {
-            "name": "runs",
-            "description": "MLflow runs of a workspace, searched with MLflow's filter syntax.",
-        },
-        {
-            "name": "metrics",
-            "description": "A run's metrics: latest values, the full history (paged), or a "
-            "downsampled history for charts.",
-        },
-        {"name": "artifacts", "description": "A run's files: list a folder, download a file."},
-        {
-            "name": "jobs",
-            "description": "Background deletions (workspaces, resource groups, experiment "
-            "purges). Poll a job until `is_finished`; retry a failed one.",
-        },
-    ],
+    "TAGS": API_TAGS,
     "SORT_OPERATIONS": False,
     "SORT_OPERATION_PARAMETERS": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],

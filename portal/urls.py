@@ -6,22 +6,22 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
-from portal import views
 from portal.api.docs import RedocView, SwaggerView
+from portal.views import account, deletion, home, jobs, members, system, tenancy
 from tracking.mlflow.urls import mlflow_dispatch
 
 SUB = "subscriptions/<uuid:subscription_id>"
 RG = f"{SUB}/resourceGroups/<str:resource_group>"
 WS = f"{RG}/workspaces/<str:workspace>"
 
-handler500 = "portal.views.server_error"
+handler500 = "portal.views.system.server_error"
 
 admin.site.site_header = "ML Studio administration"
 admin.site.site_title = "ML Studio admin"
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
-    path("healthz", views.healthz, name="healthz"),
+    path("", home.dashboard, name="dashboard"),
+    path("healthz", system.healthz, name="healthz"),
     path(
         "login/",
         auth_views.LoginView.as_view(
@@ -30,30 +30,32 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("subscriptions/new/", views.subscription_create, name="subscription-create"),
-    path(f"{SUB}/", views.subscription_detail, name="subscription"),
-    path(f"{SUB}/edit/", views.subscription_edit, name="subscription-edit"),
-    path(f"{SUB}/members/", views.members, name="subscription-members"),
-    path(f"{SUB}/resourceGroups/new/", views.resource_group_create, name="resource-group-create"),
-    path(f"{RG}/", views.resource_group_detail, name="resource-group"),
-    path(f"{RG}/edit/", views.resource_group_edit, name="resource-group-edit"),
-    path(f"{RG}/delete/", views.resource_group_delete, name="resource-group-delete"),
-    path(f"{RG}/members/", views.members, name="resource-group-members"),
-    path(f"{RG}/workspaces/new/", views.workspace_create, name="workspace-create"),
-    path(f"{WS}/", views.workspace_detail, name="workspace"),
-    path(f"{WS}/edit/", views.workspace_edit, name="workspace-edit"),
-    path(f"{WS}/delete/", views.workspace_delete, name="workspace-delete"),
-    path(f"{WS}/members/", views.members, name="workspace-members"),
-    path(f"{WS}/activity/", views.workspace_activity, name="workspace-activity"),
-    path(f"{WS}/tracking-token/", views.workspace_tracking_token, name="workspace-tracking-token"),
-    path(f"{WS}/config.json", views.workspace_config, name="workspace-config"),
+    path("subscriptions/new/", tenancy.subscription_create, name="subscription-create"),
+    path(f"{SUB}/", tenancy.subscription_detail, name="subscription"),
+    path(f"{SUB}/edit/", tenancy.subscription_edit, name="subscription-edit"),
+    path(f"{SUB}/members/", members.members, name="subscription-members"),
+    path(f"{SUB}/resourceGroups/new/", tenancy.resource_group_create, name="resource-group-create"),
+    path(f"{RG}/", tenancy.resource_group_detail, name="resource-group"),
+    path(f"{RG}/edit/", tenancy.resource_group_edit, name="resource-group-edit"),
+    path(f"{RG}/delete/", deletion.resource_group_delete, name="resource-group-delete"),
+    path(f"{RG}/members/", members.members, name="resource-group-members"),
+    path(f"{RG}/workspaces/new/", tenancy.workspace_create, name="workspace-create"),
+    path(f"{WS}/", tenancy.workspace_detail, name="workspace"),
+    path(f"{WS}/edit/", tenancy.workspace_edit, name="workspace-edit"),
+    path(f"{WS}/delete/", deletion.workspace_delete, name="workspace-delete"),
+    path(f"{WS}/members/", members.members, name="workspace-members"),
+    path(f"{WS}/activity/", tenancy.workspace_activity, name="workspace-activity"),
+    path(
+        f"{WS}/tracking-token/", tenancy.workspace_tracking_token, name="workspace-tracking-token"
+    ),
+    path(f"{WS}/config.json", tenancy.workspace_config, name="workspace-config"),
     path(f"{WS}/", include("tracking.urls")),
-    path("memberships/<int:membership_id>/", views.membership_change, name="membership-change"),
-    path("jobs/<uuid:job_id>/", views.deletion_job, name="deletion-job"),
-    path("jobs/<uuid:job_id>/status/", views.deletion_job_status, name="deletion-job-status"),
-    path("jobs/<uuid:job_id>/retry/", views.deletion_job_retry, name="deletion-job-retry"),
-    path("account/tokens/", views.tokens, name="tokens"),
-    path("account/tokens/<uuid:token_id>/revoke/", views.token_revoke, name="token-revoke"),
+    path("memberships/<int:membership_id>/", members.membership_change, name="membership-change"),
+    path("jobs/<uuid:job_id>/", jobs.deletion_job, name="deletion-job"),
+    path("jobs/<uuid:job_id>/status/", jobs.deletion_job_status, name="deletion-job-status"),
+    path("jobs/<uuid:job_id>/retry/", jobs.deletion_job_retry, name="deletion-job-retry"),
+    path("account/tokens/", account.tokens, name="tokens"),
+    path("account/tokens/<uuid:token_id>/revoke/", account.token_revoke, name="token-revoke"),
     path("api/v1/", include("portal.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -22,8 +22,9 @@ from rest_framework.views import APIView
 from tracking.api.common import errors, query_text, run_for
 from tracking.api.serializers import ArtifactListSerializer
 from tracking.artifacts import clean_artifact_path, join, list_under_uri, store_for
+from tracking.artifacts.paths import named_as_given, require_clean_path
 from tracking.artifacts.responses import file_response
-from tracking.selectors import run_page
+from tracking.artifacts.roots import artifact_root
 
 
 class ArtifactListView(APIView):
@@ -95,10 +96,10 @@ class ArtifactDownloadView(APIView):
     )
     def get(self, request: Request, run_id: str, **kwargs: Any) -> StreamingHttpResponse:
         run = run_for(request, kwargs, run_id)
-        path = run_page.require_clean_path(query_text(request, "path"), file=True)
-        root = run_page.artifact_root(run)
+        path = require_clean_path(query_text(request, "path"), file=True)
+        root = artifact_root(run)
         folder = f"'{path}' is a folder, not a file."
-        with run_page.named_as_given(path, folder_message=folder):
+        with named_as_given(path, folder_message=folder):
             reader = store_for(run.workspace).open(join(root.prefix, path))
         # Always bytes to save, never content to render.
         return file_response(reader, path)

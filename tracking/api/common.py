@@ -12,7 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from mlflow.exceptions import MlflowException
 from rest_framework.request import Request
 
-from portal.api.common import ws_access
+from portal.api.access import ws_access
 from portal.api.schema import error_responses
 from portal.errors import InvalidParameter
 from portal.models import Role, Workspace

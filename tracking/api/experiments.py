@@ -10,13 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.api.common import (
-    CURSOR_PARAM,
-    PAGE_SIZE_PARAM,
-    CursorPagination,
-    job_response,
-    page_size,
-)
+from portal.api.deletion import job_response
+from portal.api.pagination import CURSOR_PARAM, PAGE_SIZE_PARAM, CursorPagination, page_size
 from portal.api.serializers import DeletionJobSerializer
 from portal.errors import InvalidParameter
 from portal.models import Workspace

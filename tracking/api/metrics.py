@@ -10,12 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.api.common import (
-    CURSOR_PARAM,
-    decode_cursor,
-    page_size,
-    paged_response,
-)
+from portal.api.pagination import CURSOR_PARAM, decode_cursor, page_size, paged_response
 from portal.errors import InvalidParameter
 from tracking.api.common import (
     INT64_MAX,

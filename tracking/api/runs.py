@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.api.common import (
+from portal.api.pagination import (
     CURSOR_PARAM,
     PAGE_SIZE_PARAM,
     decode_cursor,

@@ -8,7 +8,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from portal.api.common import paged_serializer
+from portal.api.pagination import paged_serializer
 from tracking.models import LifecycleStage, RunStatus
 
 # Inline enums rather than components: another app's `status` field must not collide

@@ -1,12 +1,15 @@
-"""Artifact paths from URLs, made safe before any store sees them."""
+"""Artifact paths from URLs, made safe before any store sees them, and store errors that
+name a path as the user gave it."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import unquote, urlparse
 
-from portal.errors import InvalidParameter
+from portal.errors import InvalidParameter, NotFound
 
 MAX_PATH_LENGTH = 1024  # Blob names are at most 1,024 characters
 MAX_SEGMENT_BYTES = 255  # a file name on common file systems
@@ -67,3 +70,25 @@ def artifact_uri_path(uri: str) -> str:
     if parsed.scheme != "mlflow-artifacts":
         raise InvalidParameter("Only mlflow-artifacts:/ locations are served by this server.")
     return clean_artifact_path(parsed.path.lstrip("/"))
+
+
+def require_clean_path(raw: str | None, *, file: bool = False) -> str:
+    path = clean_artifact_path(raw)
+    if file and not path:
+        raise InvalidParameter("Say which file: ?path=<artifact path>.")
+    return path
+
+
+@contextmanager
+def named_as_given(path: str, *, folder_message: str) -> Iterator[None]:
+    """Store errors that name the path as the user gave it, not as the store holds it
+    (below the experiment's and the run's folders); a folder opened as a file answers
+    `folder_message`."""
+    try:
+        yield
+    except NotFound:
+        raise NotFound(f"No such artifact: '{path}'.") from None
+    except InvalidParameter as exc:
+        if "directory" in exc.message:
+            raise InvalidParameter(folder_message) from None
+        raise

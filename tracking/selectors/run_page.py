@@ -1,4 +1,4 @@
-"""Reads for the run page: the run, its overview, child runs, models and artifact roots.
+"""Reads for the run page: the run, its overview, child runs, models and artifact trees.
 
 Every read is bounded: the page never loads metric history (charts ask for sampled
 series themselves), child runs are capped, and the overview's keys and values come
@@ -8,8 +8,6 @@ from one query however many params, tags and metrics the run has.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,15 +24,15 @@ from mlflow.utils.mlflow_tags import (
     MLFLOW_SOURCE_TYPE,
 )
 
-from portal.errors import InvalidParameter, NotFound
+from portal.errors import NotFound
 from portal.models import Workspace
 from tracking.artifacts import (
     ArtifactEntry,
     ArtifactStore,
-    artifact_uri_path,
     clean_artifact_path,
     join,
 )
+from tracking.artifacts.roots import ArtifactRoot
 from tracking.models import (
     LatestMetric,
     LoggedModel,
@@ -283,36 +281,6 @@ def run_model_versions(run: Run) -> list[ModelVersion]:
 # --- Artifacts -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ArtifactRoot:
-    """A browsable artifact location of the run: its own, or one of its logged models'."""
-
-    prefix: str  # path below the workspace's artifact root
-    model_id: str = ""  # "" for the run's own artifacts
-    label: str = "Run artifacts"
-
-
-def artifact_root(run: Run, model_id: str = "") -> ArtifactRoot:
-    """The run's artifact location, or that of a logged model this run produced.
-
-    InvalidParameter when the location is not served by this server; NotFound for a
-    model id that is not one of this run's."""
-    if not model_id:
-        return ArtifactRoot(prefix=artifact_uri_path(run.artifact_uri))
-    model = (
-        LoggedModel.objects.filter(workspace_id=run.workspace_id, source_run=run, model_id=model_id)
-        .only("model_id", "name", "artifact_location")
-        .first()
-    )
-    if model is None:
-        raise NotFound("This run has no logged model with that id.")
-    return ArtifactRoot(
-        prefix=artifact_uri_path(model.artifact_location),
-        model_id=model.model_id,
-        label=f"Logged model {model.name}",
-    )
-
-
 @dataclass
 class TreeNode:
     """One entry of the artifact tree; `children` is filled for folders shown open."""
@@ -364,25 +332,3 @@ def artifact_tree(
         node.children, node.more = artifact_folder(store, root, folder)
         level = node.children
     return nodes, more
-
-
-def require_clean_path(raw: str | None, *, file: bool = False) -> str:
-    path = clean_artifact_path(raw)
-    if file and not path:
-        raise InvalidParameter("Say which file: ?path=<artifact path>.")
-    return path
-
-
-@contextmanager
-def named_as_given(path: str, *, folder_message: str) -> Iterator[None]:
-    """Store errors that name the path as the user gave it, not as the store holds it
-    (below the experiment's and the run's folders); a folder opened as a file answers
-    `folder_message`."""
-    try:
-        yield
-    except NotFound:
-        raise NotFound(f"No such artifact: '{path}'.") from None
-    except InvalidParameter as exc:
-        if "directory" in exc.message:
-            raise InvalidParameter(folder_message) from None
-        raise

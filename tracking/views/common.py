@@ -11,7 +11,7 @@ from django.urls import reverse
 from portal import selectors
 from portal.models import Role, Workspace
 from portal.selectors import Access
-from portal.views import crumbs_for
+from portal.views.common import crumbs_for
 from tracking.models import Experiment, Run
 
 WS_KWARGS = ("subscription_id", "resource_group", "workspace")

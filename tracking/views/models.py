@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 
 from portal.errors import StudioError
 from portal.models import Workspace
-from portal.views import crumbs_for
+from portal.views.common import crumbs_for
 from tracking.models import RegisteredModel
 from tracking.selectors import model_pages
 from tracking.selectors.registry import registered_model_get

@@ -22,7 +22,9 @@ from portal.errors import NotFound, StudioError
 from portal.models import Workspace
 from portal.selectors import Access
 from tracking.artifacts import join, store_for
+from tracking.artifacts.paths import named_as_given, require_clean_path
 from tracking.artifacts.responses import file_response
+from tracking.artifacts.roots import artifact_root
 from tracking.models import LifecycleStage, Run
 from tracking.selectors import artifact_preview as previews
 from tracking.selectors import run_page
@@ -157,8 +159,8 @@ def _artifacts_tab(
     error = ""
     preview = None
     try:
-        selected = run_page.artifact_root(run, model_id)
-        path = run_page.require_clean_path(wanted)
+        selected = artifact_root(run, model_id)
+        path = require_clean_path(wanted)
     except StudioError as exc:
         selected, path, error = None, "", exc.message
     candidates = [("", "Run artifacts")] + [(m.model_id, m.name) for m in logged_models]
@@ -167,7 +169,7 @@ def _artifacts_tab(
         is_selected = selected is not None and selected.model_id == root_model
         if root_model == "" or is_selected:
             try:
-                root = selected if is_selected else run_page.artifact_root(run)
+                root = selected if is_selected else artifact_root(run)
                 entry["nodes"], entry["more"] = run_page.artifact_tree(
                     store, root, path if is_selected else ""
                 )
@@ -219,7 +221,7 @@ def _status(exc: StudioError) -> int:
 
 def _named_as_given(path: str) -> AbstractContextManager[None]:
     folder = f"'{path}' is a folder: open it in the tree."
-    return run_page.named_as_given(path, folder_message=folder)
+    return named_as_given(path, folder_message=folder)
 
 
 @login_required
@@ -229,7 +231,7 @@ def run_artifacts(request: HttpRequest, run_id: str, **kwargs: Any) -> HttpRespo
     access, run = _artifact_request(request, kwargs, run_id)
     model_id = request.GET.get("model", "")
     try:
-        root = run_page.artifact_root(run, model_id)
+        root = artifact_root(run, model_id)
         nodes, more = run_page.artifact_folder(
             store_for(access.obj), root, request.GET.get("path", "")
         )
@@ -250,8 +252,8 @@ def run_artifact_preview(request: HttpRequest, run_id: str, **kwargs: Any) -> Ht
         query = _query(tab="artifacts", model=model_id, path=raw_path)
         return redirect(run_url(run) + query)
     try:
-        root = run_page.artifact_root(run, model_id)
-        path = run_page.require_clean_path(raw_path, file=True)
+        root = artifact_root(run, model_id)
+        path = require_clean_path(raw_path, file=True)
         with _named_as_given(path):
             preview = previews.artifact_preview(store_for(access.obj), join(root.prefix, path))
     except StudioError as exc:
@@ -274,8 +276,8 @@ def run_artifact(request: HttpRequest, run_id: str, **kwargs: Any) -> HttpRespon
     (images, plain text) are served inline; everything else is an attachment."""
     access, run = _artifact_request(request, kwargs, run_id)
     try:
-        root = run_page.artifact_root(run, request.GET.get("model", ""))
-        path = run_page.require_clean_path(request.GET.get("path", ""), file=True)
+        root = artifact_root(run, request.GET.get("model", ""))
+        path = require_clean_path(request.GET.get("path", ""), file=True)
         with _named_as_given(path):
             reader = store_for(access.obj).open(join(root.prefix, path))
     except StudioError as exc:

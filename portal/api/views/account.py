@@ -14,7 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import selectors, services
-from portal.api.common import LoginRateThrottle, NewestFirst, TokenRateThrottle, request_token
+from portal.api.access import request_token
+from portal.api.pagination import NewestFirst
 from portal.api.schema import error_responses
 from portal.api.serializers import (
     CurrentUserSerializer,
@@ -24,6 +25,7 @@ from portal.api.serializers import (
     TokenCreateSerializer,
     TokenSerializer,
 )
+from portal.api.throttles import LoginRateThrottle, TokenRateThrottle
 from portal.errors import NotFound, PermissionDenied, Unauthenticated
 from portal.models import ApiToken, TokenKind, TokenScope
 

@@ -11,7 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import services
-from portal.api.common import job_access, job_response
+from portal.api.access import job_access
+from portal.api.deletion import job_response
 from portal.api.schema import error_responses
 from portal.api.serializers import DeletionJobSerializer
 from portal.errors import NotFound, PermissionDenied

@@ -11,7 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import selectors, services
-from portal.api.common import CursorPagination, rg_access, sub_access, ws_access
+from portal.api.access import rg_access, sub_access, ws_access
+from portal.api.pagination import CursorPagination
 from portal.api.schema import AutoSchema, error_responses
 from portal.api.serializers import MembershipSerializer, MembershipUpdateSerializer
 from portal.errors import NotFound

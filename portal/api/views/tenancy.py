@@ -15,15 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import selectors, services
-from portal.api.common import (
-    CursorPagination,
-    NewestFirst,
-    deletion_requested,
-    request_token,
-    rg_access,
-    sub_access,
-    ws_access,
-)
+from portal.api.access import request_token, rg_access, sub_access, ws_access
+from portal.api.deletion import deletion_requested
+from portal.api.pagination import CursorPagination, NewestFirst
 from portal.api.schema import error_responses
 from portal.api.serializers import (
     DeletionJobSerializer,

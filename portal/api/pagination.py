@@ -1,15 +1,11 @@
-"""Pieces every /api/v1 view shares: who is calling, paging, throttling, scope lookups.
-
-Views stay thin: resolve the scope with `ws_access`/`rg_access`/`sub_access` (which apply
-the access rules of portal.selectors: 404 for what the caller cannot see, 403 for what
-it sees but may not change), call one service or selector, serialize the answer.
-"""
+"""Paging of /api/v1 lists: DRF's cursor pagination, strict about what it is given, and
+the same page shape and cursors for the views that page by hand."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,86 +13,11 @@ import orjson
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework import exceptions, pagination, serializers, throttling
+from rest_framework import exceptions, pagination, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from portal import selectors, services
-from portal.api.serializers import DeletionJobSerializer
 from portal.errors import InvalidParameter
-from portal.models import ApiToken, DeletionJob
-
-
-def request_token(request: Request) -> ApiToken | None:
-    """The ML Studio token the request authenticated with (None for a browser session)."""
-    return request.auth if isinstance(request.auth, ApiToken) else None
-
-
-def _access(select: Callable[..., Any], request: Request, min_role: str | None, **scope: Any):
-    return select(user=request.user, token=request_token(request), min_role=min_role, **scope)
-
-
-def sub_access(request: Request, subscription_id: Any, min_role: str | None = None):
-    return _access(
-        selectors.subscription_access, request, min_role, subscription_id=subscription_id
-    )
-
-
-def rg_access(
-    request: Request, subscription_id: Any, resource_group: str, min_role: str | None = None
-):
-    return _access(
-        selectors.resource_group_access,
-        request,
-        min_role,
-        subscription_id=subscription_id,
-        resource_group=resource_group,
-    )
-
-
-def ws_access(
-    request: Request,
-    subscription_id: Any,
-    resource_group: str,
-    workspace: str,
-    min_role: str | None = None,
-):
-    return _access(
-        selectors.workspace_access,
-        request,
-        min_role,
-        subscription_id=subscription_id,
-        resource_group=resource_group,
-        workspace=workspace,
-    )
-
-
-def job_access(request: Request, job_id: Any):
-    return selectors.deletion_job_access(
-        user=request.user, job_id=job_id, token=request_token(request)
-    )
-
-
-# --- Deletion jobs ------------------------------------------------------------------------
-
-
-def job_response(request: Request, job: DeletionJob, *, status: int = 200) -> Response:
-    """A deletion job as the API shows it (its `url` absolute, for polling)."""
-    return Response(DeletionJobSerializer(job, context={"request": request}).data, status=status)
-
-
-def deletion_requested(
-    request: Request, target: Any, *, confirm_name: str | None = None
-) -> Response:
-    """Ask for `target` (a workspace or a resource group) to be deleted for good in the
-    background: 202 with the job to poll."""
-    job = services.deletion_job_request(
-        actor=request.user, target=target, confirm_name=confirm_name
-    )
-    return job_response(request, job, status=202)
-
-
-# --- Paging -----------------------------------------------------------------------------
 
 
 def _bad_cursor() -> InvalidParameter:
@@ -260,40 +181,3 @@ def paged_serializer(name: str, item: type[serializers.Serializer]) -> serialize
             "results": item(many=True),
         },
     )()
-
-
-# --- Throttling -------------------------------------------------------------------------
-
-
-class TokenRateThrottle(throttling.SimpleRateThrottle):
-    """API_THROTTLE_RATE requests per token: each token has its own budget, so one busy
-    script does not starve the others of the same user. Browser sessions count per user,
-    anonymous calls per client address."""
-
-    scope = "token"
-
-    def get_rate(self) -> str | None:
-        return settings.API_THROTTLE_RATE or None
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        token = request_token(request)
-        if token is not None:
-            ident = f"t:{token.pk}"
-        elif request.user and request.user.is_authenticated:
-            ident = f"u:{request.user.pk}"
-        else:
-            ident = f"a:{self.get_ident(request)}"
-        return self.cache_format % {"scope": self.scope, "ident": ident}
-
-
-class LoginRateThrottle(throttling.SimpleRateThrottle):
-    """API_LOGIN_THROTTLE_RATE password attempts per client address at POST login, so
-    passwords cannot be guessed at the speed of the general API budget."""
-
-    scope = "login"
-
-    def get_rate(self) -> str | None:
-        return settings.API_LOGIN_THROTTLE_RATE or None
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
