@@ -58,6 +58,12 @@ class Cast:
 
 @pytest.fixture
 def cast(db) -> Cast:
+    return make_cast()
+
+
+def make_cast() -> Cast:
+    """The cast and its workspace tree, written to the database (the `cast` fixture's;
+    tests/test_route_access.py builds it once per module)."""
     from portal import services
     from portal.tests.factories import UserFactory
 
