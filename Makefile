@@ -4,7 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install install-test lint format system-deps clean bench
+.PHONY: run test install install-test lint format system-deps test-system-deps clean bench
+
+# What the tests need from the system (Debian's packages): Chromium, which the browser
+# tests launch at $(CHROMIUM), and fonts to render pages with.
+CHROMIUM := /usr/bin/chromium
+SYSTEM_PACKAGES := chromium fonts-dejavu-core
+SYSTEM_DEPS_PRESENT = test -x $(CHROMIUM) && \
+	{ ! command -v dpkg >/dev/null 2>&1 || dpkg -s fonts-dejavu-core >/dev/null 2>&1; }
+# SKIP_BROWSER_TESTS=1 make test: the suite without Chromium, its browser tests reported
+# as skipped. The only way to skip them: otherwise a missing Chromium is a failure.
+SKIP_BROWSER := $(filter 1 true yes,$(SKIP_BROWSER_TESTS))
+export SKIP_BROWSER_TESTS
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,9 +39,9 @@ run: install
 	$(BIN)/python manage.py ensure_admin
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runstudio --port $(PORT)
 
-## Install the test dependencies, lint, and run the whole suite
+## Install the system packages and the test dependencies, lint, and run the whole suite
 ## (PostgreSQL/Redis when DATABASE_URL/REDIS_URL point at them, SQLite otherwise).
-test: install-test lint
+test: test-system-deps install-test lint
 	$(BIN)/pytest
 
 lint: install-test
@@ -50,8 +61,37 @@ bench: install-test
 
 ## System packages the browser tests need (Debian; run as root).
 system-deps:
-	command -v chromium >/dev/null || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; }
+	$(SYSTEM_DEPS_PRESENT) || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); }
+
+# Before `make test`: the system packages are there, or installed now (as root, with apt),
+# or the run stops here with the command that installs them.
+test-system-deps:
+ifneq ($(SKIP_BROWSER),)
+	@echo "SKIP_BROWSER_TESTS=$(SKIP_BROWSER_TESTS): Chromium is not needed; the browser tests will be skipped."
+else
+	@if $(SYSTEM_DEPS_PRESENT); then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing what the browser tests need: $(SYSTEM_PACKAGES)"; \
+		$(MAKE) --no-print-directory system-deps; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		if command -v sudo >/dev/null 2>&1; then install="sudo make -C $(CURDIR) system-deps"; \
+		else install="su -c 'make -C $(CURDIR) system-deps'"; fi; \
+		printf '%s\n' \
+			"make test: the browser tests need the packages $(SYSTEM_PACKAGES) (Chromium at $(CHROMIUM)), and some are missing." \
+			"Install them as root, then run make test again:" \
+			"    $$install" \
+			"Or run the suite without the browser tests (reported as skipped):" \
+			"    SKIP_BROWSER_TESTS=1 make test" >&2; \
+		exit 1; \
+	else \
+		printf '%s\n' \
+			"make test: the browser tests need Chromium at $(CHROMIUM), and this machine has no apt-get to install it." \
+			"Install Chromium so that $(CHROMIUM) runs it, or run the suite without the browser tests:" \
+			"    SKIP_BROWSER_TESTS=1 make test" >&2; \
+		exit 1; \
+	fi
+endif
 
 clean:
 	rm -rf $(VENV) var/static var/test-*.sqlite3* var/sdk-venv-* var/ci

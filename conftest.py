@@ -22,6 +22,10 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 ROOT = Path(__file__).resolve().parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# The one way to run the suite without Chromium: the browser tests are skipped and the
+# summary says so. Without it, a missing Chromium fails them (`make test` installs it).
+SKIP_BROWSER_TESTS = os.environ.get("SKIP_BROWSER_TESTS", "").lower() in {"1", "true", "yes"}
+BROWSER_SKIP_REASON = "SKIP_BROWSER_TESTS=1: browser test not run"
 
 
 def require(condition: bool, reason: str) -> None:
@@ -31,6 +35,48 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI must provide this: {reason}")
     pytest.skip(reason)
+
+
+# --- Running without the browser tests ------------------------------------------------------
+
+
+def _drives_chromium(item: pytest.Item) -> bool:
+    fixtures = getattr(item, "fixturenames", ())
+    return item.get_closest_marker("browser") is not None or "browser" in fixtures
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if SKIP_BROWSER_TESTS:
+        return "SKIP_BROWSER_TESTS=1: the browser tests are skipped"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not SKIP_BROWSER_TESTS:
+        return
+    skip = pytest.mark.skip(reason=BROWSER_SKIP_REASON)
+    for item in items:
+        if _drives_chromium(item):
+            item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Say how many browser tests an opted-out run left out, next to the totals."""
+    if not SKIP_BROWSER_TESTS:
+        return
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if BROWSER_SKIP_REASON in str(report.longrepr)
+    ]
+    if skipped:
+        terminalreporter.section("browser tests not run", yellow=True, bold=True)
+        terminalreporter.line(
+            f"{len(skipped)} browser tests were skipped because SKIP_BROWSER_TESTS=1 is set: "
+            "this run did not drive Chromium. Unset it to run them.",
+            yellow=True,
+            bold=True,
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -58,6 +104,12 @@ class Cast:
 
 @pytest.fixture
 def cast(db) -> Cast:
+    return make_cast()
+
+
+def make_cast() -> Cast:
+    """The cast and its workspace tree, written to the database (the `cast` fixture's;
+    tests/test_route_access.py builds it once per module)."""
     from portal import services
     from portal.tests.factories import UserFactory
 
@@ -208,7 +260,14 @@ def browser() -> Iterator[Browser]:
 
     from tests.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 
-    require(CHROMIUM.exists(), f"Chromium is not installed at {CHROMIUM}")
+    if SKIP_BROWSER_TESTS:  # a test that only uses the fixture indirectly
+        pytest.skip(BROWSER_SKIP_REASON)
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}: install it with `sudo make system-deps` "
+            "(Debian), or set SKIP_BROWSER_TESTS=1 to skip the browser tests.",
+            pytrace=False,
+        )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(

@@ -74,6 +74,11 @@ def route(method: str, pattern: str, *, write: bool = False, raw: bool = False):
     return register
 
 
+def routes() -> list[Route]:
+    """Every registered route (once its module is imported: see tracking.mlflow.urls)."""
+    return [*_STATIC.values(), *(entry for _, entry in _DYNAMIC)]
+
+
 def _resolve(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
     """(route, path arguments, whether the path exists under another method)."""
     found = _STATIC.get((method, path))
