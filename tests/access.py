@@ -284,11 +284,13 @@ def build_scene() -> Scene:
         status="RUNNING",
     )
     deleted_run = make_run(experiment, "access-deleted-run")
-    run_delete(run=deleted_run)
+    run_delete(run=deleted_run, actor=None)
     deleted_experiment = make_experiment(ws, "access-deleted-exp")
-    experiment_delete(experiment=deleted_experiment)
+    experiment_delete(experiment=deleted_experiment, actor=None)
     tag = [{"key": "k", "value": "v"}]
-    model = registry.registered_model_create(workspace=ws, name="access-model", tags=tag)
+    model = registry.registered_model_create(
+        workspace=ws, name="access-model", tags=tag, actor=None
+    )
     registry.model_version_create(
         workspace=ws,
         name=model.name,
