@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from portal import validators
+from portal import registry, validators
 
 
 class Role(models.TextChoices):
@@ -349,8 +349,6 @@ class Job(models.Model):
 
     @property
     def kind_label(self) -> str:
-        from portal import registry
-
         try:
             return registry.job_kind(self.kind).label
         except LookupError:
