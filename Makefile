@@ -7,10 +7,11 @@ PORT ?= 8000
 .PHONY: run test install install-test lint format system-deps test-system-deps clean bench
 
 # What the tests need from the system (Debian's packages): Chromium, which the browser
-# tests launch at $(CHROMIUM), and fonts to render pages with.
+# tests launch at $(CHROMIUM), fonts to render pages with, and bubblewrap, the sandbox
+# remote runs execute in (deployments/runner).
 CHROMIUM := /usr/bin/chromium
-SYSTEM_PACKAGES := chromium fonts-dejavu-core
-SYSTEM_DEPS_PRESENT = test -x $(CHROMIUM) && \
+SYSTEM_PACKAGES := chromium fonts-dejavu-core bubblewrap
+SYSTEM_DEPS_PRESENT = test -x $(CHROMIUM) && command -v bwrap >/dev/null 2>&1 && \
 	{ ! command -v dpkg >/dev/null 2>&1 || dpkg -s fonts-dejavu-core >/dev/null 2>&1; }
 # SKIP_BROWSER_TESTS=1 make test: the suite without Chromium, its browser tests reported
 # as skipped. The only way to skip them: otherwise a missing Chromium is a failure.
@@ -59,7 +60,7 @@ bench: install-test
 	pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | tail -1) main start
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-## System packages the browser tests need (Debian; run as root).
+## System packages the browser tests and the remote-run sandbox need (Debian; run as root).
 system-deps:
 	$(SYSTEM_DEPS_PRESENT) || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); }
