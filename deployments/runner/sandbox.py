@@ -310,20 +310,26 @@ class Sandbox:
             if drop is not None:
                 os.chown(tmp, *drop, follow_symlinks=False)
             env["TMPDIR"] = str(tmp)
-        overhead = BWRAP_PROCESSES if sandboxed else 0
-        cgroup = JobCgroup()
-        if self.use_cgroups:
-            cgroup = JobCgroup.create(
-                parent_name=self.cgroup_parent,
-                memory_bytes=limits.memory_bytes,
-                max_processes=None
-                if limits.max_processes is None
-                else limits.max_processes + overhead,
-            )
+        cgroup = self._cgroup(limits, sandboxed)
         try:
             return self._run(argv, workdir, env, limits, on_output, cancel, ro, cgroup, notes)
         finally:
             cgroup.remove()
+
+    def _cgroup(self, limits: Limits, sandboxed: bool) -> JobCgroup:
+        if not self.use_cgroups:
+            return JobCgroup()
+        processes = limits.max_processes
+        if processes is not None and sandboxed:
+            processes += BWRAP_PROCESSES
+        try:
+            return JobCgroup.create(
+                parent_name=self.cgroup_parent,
+                memory_bytes=limits.memory_bytes,
+                max_processes=processes,
+            )
+        except OSError as exc:
+            raise SandboxError(f"cannot set the job's cgroup limits: {exc}") from exc
 
     def _ro_paths(self, ro_paths: Sequence[Path | str]) -> list[Path]:
         ro: list[Path] = []

@@ -6,7 +6,9 @@ partial line (a progress bar redrawn with `\\r`, a prompt) is delivered as it is
 pieces, so a caller never waits on output that has arrived. Bytes are decoded as UTF-8
 incrementally (a character split across reads stays whole; invalid bytes become U+FFFD).
 A callback that raises is logged once and not called again; the pipe keeps being drained,
-so the script never blocks on a full pipe.
+so the script never blocks on a full pipe. The callback runs on the reader thread: one
+that blocks (a slow database write per line) holds the script up once the pipe's 64 KiB
+fill, so a caller that stores lines should buffer them and write in batches.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ bubblewrap (the fallback is simulated by `bwrap_path=None`)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -42,6 +43,7 @@ def sandbox(request) -> Sandbox:
     return Sandbox(bwrap_path=None, kill_grace_seconds=1.0)
 
 
+@pytest.mark.slow
 def test_output_streams_line_by_line_as_it_is_printed(sandbox: Sandbox, workdir: Path):
     result, out = run_script(
         sandbox,
@@ -66,6 +68,7 @@ def test_output_streams_line_by_line_as_it_is_printed(sandbox: Sandbox, workdir:
     print(f"\nline arrivals (s after the first): {[round(a - arrivals[0], 2) for a in arrivals]}")
 
 
+@pytest.mark.slow
 def test_a_partial_line_is_delivered_without_its_newline(sandbox: Sandbox, workdir: Path):
     result, out = run_script(
         sandbox,
@@ -115,6 +118,15 @@ def test_wall_clock_limit_stops_the_job(sandbox: Sandbox, workdir: Path):
     assert result.seconds < 4, result
     assert "started" in out.text
     assert result.describe().startswith("stopped: wall-clock limit")
+
+
+def assert_none_left(token: str) -> None:
+    time.sleep(0.2)  # let the kernel reap
+    survivors = processes_with(token)
+    for pid in survivors:  # the test fails, but leaves nothing running
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert survivors == [], "a process of the job survived it"
 
 
 # A parent that leaves behind a double-forked grandchild that ignores SIGTERM (so only
@@ -169,15 +181,16 @@ def _cancel_tree(sandbox: Sandbox, workdir: Path, *, setsid: bool) -> None:
     result = box["result"]
     assert result.canceled and not result.ok
     assert took < sandbox.kill_grace_seconds + 3, took
-    time.sleep(0.2)  # let the kernel reap
-    assert processes_with(token) == [], "a process of the canceled job survived"
+    assert_none_left(token)
     print(f"\ncancel took {took:.2f} s (grace {sandbox.kill_grace_seconds} s)")
 
 
+@pytest.mark.slow
 def test_cancel_kills_the_whole_tree_within_seconds(sandbox: Sandbox, workdir: Path):
     _cancel_tree(sandbox, workdir, setsid=False)
 
 
+@pytest.mark.slow
 def test_cancel_kills_a_grandchild_that_left_the_session(sandbox: Sandbox, workdir: Path):
     """Under bubblewrap the pid namespace holds it; without, the job's cgroup does."""
     if sandbox.bwrap_path is None:
@@ -185,6 +198,7 @@ def test_cancel_kills_a_grandchild_that_left_the_session(sandbox: Sandbox, workd
     _cancel_tree(sandbox, workdir, setsid=True)
 
 
+@pytest.mark.slow
 def test_cancel_without_cgroups_kills_the_session(workdir: Path):
     _cancel_tree(
         Sandbox(bwrap_path=None, use_cgroups=False, kill_grace_seconds=1.0), workdir, setsid=False
@@ -204,8 +218,7 @@ def test_processes_left_running_end_with_the_script(sandbox: Sandbox, workdir: P
         args=(token,),
     )
     assert result.ok
-    time.sleep(0.2)
-    assert processes_with(token) == []
+    assert_none_left(token)
 
 
 ALLOCATE = """
@@ -236,10 +249,10 @@ def test_memory_limit_kills_and_reports_it(sandbox: Sandbox, workdir: Path):
     assert result.ok and "allocated 320 MiB" in out.text  # under the limit it runs
 
 
-def test_memory_limit_without_cgroups_uses_rlimit(workdir: Path):
-    sandbox = Sandbox(bwrap_path=None, use_cgroups=False)
+def test_memory_limit_without_cgroups_uses_rlimit(sandbox: Sandbox, workdir: Path):
+    sandbox = Sandbox(bwrap_path=sandbox.bwrap_path, use_cgroups=False)
     result, out = run_script(sandbox, workdir, ALLOCATE, limits=Limits(memory_bytes=256 << 20))
-    assert not result.sandboxed and not result.ok
+    assert not result.ok and not result.oom_killed
     assert result.enforcement["memory"] == "rlimit (address space)"
     assert "MemoryError" in out.text and "allocated" not in out.text
 
