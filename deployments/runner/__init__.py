@@ -1,22 +1,33 @@
 """The worker side of a remote run, as a plain-Python library.
 
-- `envcache`: virtualenvs built with uv once per spec hash, cached, raced safely.
+- `envcache` (`envspec`): virtualenvs built with uv once per spec hash, cached, raced
+  safely; a failed build raises `EnvironmentBuildError` carrying its log's tail.
 - `snapshot`: a source snapshot zip, unpacked safely into a job's work dir.
-- `sandbox`: a script run under bubblewrap with limits, its output streamed, cancelable.
+- `sandbox` (`bwrap`, `cgroups`, `processes`, `streaming`): a script run under
+  bubblewrap with limits, its output streamed line by line, cancelable.
 
 No Django, no Celery, no settings: the worker's task passes paths and values in and
-records what comes back (`.importlinter` keeps it so). The caller's part, in order:
+records what comes back (`.importlinter` keeps it so). The task's part, in order:
 
-1. `EnvironmentCache(root).ensure(spec, log=...)` -> `PreparedEnv`
-   (a failed build raises `EnvironmentBuildError` carrying the log's tail);
-2. `unpack_snapshot(zip_path, workdir / "src", ...)` (`SnapshotError` on a bad zip);
-3. `Sandbox(hidden_paths=[data dir, jobs root, secret files]).run(argv, workdir=...,
-   env=job_env(...), limits=Limits(...), on_output=..., cancel=event, ro_paths=[env.path])`
-   -> `RunResult`.
+    env = EnvironmentCache(envs_root).ensure(spec, log=append_to_job_log)
+    unpack_snapshot(zip_path, job_dir / "work")           # the script's cwd
+    sandbox = Sandbox(hidden_paths=[data_dir, jobs_root, *secret_files])   # once
+    result = sandbox.run(
+        [env.python, script, *arguments],
+        workdir=job_dir / "work",
+        env=job_env(workdir=job_dir / "work", venv=env.path, extra={...MLFLOW_*...}),
+        limits=Limits(wall_seconds=..., memory_bytes=..., ...),
+        on_output=append_to_job_log,    # called per line, from a reader thread
+        cancel=cancel_event,            # set it to cancel; the tree dies within seconds
+        ro_paths=[env.path],
+    )
+    # result.exit_code / signal / timed_out / canceled / oom_killed / sandboxed,
+    # result.describe() for the run page, result.notes when it ran without a sandbox
 
 Layout the sandbox expects: the work dir and the env cache must be reachable (every
 ancestor searchable, `o+x`) by the sandbox's uid (65534 when the worker is root), since
-bubblewrap runs as that uid; a jobs root of mode 0711 and an env cache of 0755 do it.
-Such dirs may live inside the data folder: hidden paths are masked, and a bound path
-deeper than a hidden one shows through (mounts apply shallowest first).
+bubblewrap runs as that uid: a jobs root and job dirs of mode 0711 and an env cache of
+0755 do it. Keep the job's own files (its log, its snapshot zip) in the job dir beside
+`work/`, where the script cannot reach them. These dirs may live inside the data folder:
+hidden paths are masked, and a bound path deeper than a hidden one still shows.
 """

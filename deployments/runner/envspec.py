@@ -84,6 +84,9 @@ class EnvSpec:
         object.__setattr__(self, "pip_packages", packages)
         object.__setattr__(self, "env_vars", MappingProxyType(env))
 
+    def __hash__(self) -> int:  # the generated one would choke on the variables' mapping
+        return hash(self.spec_hash())
+
     def _digest(self, doc: dict) -> str:
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()

@@ -24,8 +24,7 @@ from deployments.runner.envcache import (
     EnvSpec,
     PreparedEnv,
 )
-from deployments.runner.sandbox import Sandbox, job_env
-from deployments.tests.runner_support import ENV_CACHE_ROOT, require_bwrap
+from deployments.tests.runner_support import ENV_CACHE_ROOT
 
 UV_CACHE = ENV_CACHE_ROOT / "uv-cache"
 
@@ -54,6 +53,7 @@ def test_spec_hash_is_stable_under_order_case_and_spacing():
     b = EnvSpec(" 3.11 ", ["six", " mlflow ", "Scikit_Learn >= 1.3", "six"], {"A": "1", "B": "2"})
     assert a.spec_hash() == b.spec_hash() and a.build_hash() == b.build_hash()
     assert a.pip_packages == ("mlflow", "scikit-learn>=1.3", "six")
+    assert a == b and len({a, b}) == 1
     # Known values: a change to the canonical form must be deliberate (it rebuilds every
     # env and renames every Environment).
     assert EnvSpec(None, ("six",)).build_hash().startswith("2bf15915e151")
@@ -125,26 +125,6 @@ def test_a_real_package_is_built_once_then_reused(fresh_root: Path, tmp_path: Pa
         f"\nsix: cold build {download.seconds:.2f} s from PyPI, {cold.seconds:.2f} s from the"
         f" uv cache; cached {warm.seconds * 1000:.1f} ms"
     )
-
-
-@pytest.mark.slow
-def test_the_persistent_cache_serves_a_venv_into_the_sandbox(workdir: Path):
-    """The venv from the cache is readable by the sandbox's uid inside bubblewrap."""
-    require_bwrap()
-    spec = EnvSpec(None, ("six",))
-    env = EnvironmentCache(ENV_CACHE_ROOT).ensure(spec)
-    (workdir / "train.py").write_text("import six, sys; print(sys.prefix, six.PY3)")
-    out: list[str] = []
-    result = Sandbox().run(
-        [str(env.python), "train.py"],
-        workdir=workdir,
-        env=job_env(workdir=workdir, venv=env.path),
-        on_output=out.append,
-        ro_paths=[env.path],
-    )
-    assert result.ok and result.sandboxed, out
-    assert "".join(out).strip() == f"{env.path} True"
-    print(f"\nsix from the persistent cache: built_now={env.built_now} in {env.seconds:.2f} s")
 
 
 RACER = textwrap.dedent(
