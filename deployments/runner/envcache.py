@@ -39,8 +39,10 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
+import logging
 import os
 import shutil
 import stat
@@ -62,6 +64,8 @@ __all__ = [
     "PreparedEnv",
     "default_build_env",
 ]
+
+logger = logging.getLogger(__name__)
 
 MARKER = "mlstudio-env.json"
 REQUIREMENTS = "mlstudio-requirements.txt"
@@ -148,7 +152,11 @@ class _BuildLog:
         self._file.flush()
         self._tail.append(line)
         if self._callback is not None:
-            self._callback(line)
+            try:
+                self._callback(line)
+            except Exception:  # the caller's display must not fail the build
+                logger.exception("the build log callback failed; it is not called again")
+                self._callback = None
 
     def tail(self) -> str:
         return "\n".join(self._tail)
@@ -240,7 +248,7 @@ class EnvironmentCache:
         # The marker's mtime says when the env was last used, for eviction later.
         with contextlib.suppress(OSError):
             os.utime(env.path / MARKER)
-        return PreparedEnv(**{**env.__dict__, "seconds": time.monotonic() - start})
+        return dataclasses.replace(env, seconds=time.monotonic() - start)
 
     @contextlib.contextmanager
     def _lock(self, key: str, log: LogFn | None) -> Iterator[None]:

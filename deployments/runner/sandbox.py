@@ -97,6 +97,11 @@ class Limits:
     max_processes: int | None = None
     max_file_bytes: int | None = None
 
+    def __post_init__(self) -> None:
+        for name, value in self.__dict__.items():
+            if value is not None and not value > 0:
+                raise ValueError(f"limit {name} must be positive (or None for no limit)")
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -113,7 +118,8 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and not (self.timed_out or self.canceled or self.oom_killed)
+        """The script exited 0 by itself (a child of it may still have been OOM-killed)."""
+        return self.exit_code == 0 and not (self.timed_out or self.canceled)
 
     def describe(self) -> str:
         """One line for the run page."""
@@ -121,7 +127,7 @@ class RunResult:
             return "canceled"
         if self.timed_out:
             return f"stopped: wall-clock limit reached after {self.seconds:.0f} s"
-        if self.oom_killed:
+        if self.oom_killed and self.exit_code != 0:
             return "killed: out of memory (memory limit reached)"
         if self.signal == SIGXCPU:
             return "killed: CPU time limit reached"
@@ -131,7 +137,9 @@ class RunResult:
             with contextlib.suppress(ValueError):
                 return f"killed by signal {Signals(self.signal).name}"
             return f"killed by signal {self.signal}"
-        return "completed" if self.exit_code == 0 else f"failed: exit code {self.exit_code}"
+        if self.exit_code == 0:
+            return "completed" + (" (a process was killed for memory)" if self.oom_killed else "")
+        return f"failed: exit code {self.exit_code}"
 
 
 def job_env(
@@ -312,7 +320,9 @@ class Sandbox:
             env["TMPDIR"] = str(tmp)
         cgroup = self._cgroup(limits, sandboxed)
         try:
-            return self._run(argv, workdir, env, limits, on_output, cancel, ro, cgroup, notes)
+            return self._run(
+                argv, workdir, env, limits, on_output, cancel, ro, cgroup, sandboxed, notes
+            )
         finally:
             cgroup.remove()
 
@@ -354,9 +364,9 @@ class Sandbox:
         cancel: threading.Event | None,
         ro: list[Path],
         cgroup: JobCgroup,
+        sandboxed: bool,
         notes: list[str],
     ) -> RunResult:
-        sandboxed = not notes
         enforcement: dict[str, str] = {}
         overhead = BWRAP_PROCESSES if sandboxed else 0
         rlimits = self._rlimits(limits, cgroup, overhead, enforcement)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import random
 import signal
 import threading
 import time
@@ -247,6 +248,34 @@ def test_memory_limit_kills_and_reports_it(sandbox: Sandbox, workdir: Path):
 
     result, out = run_script(sandbox, workdir, ALLOCATE, limits=Limits(memory_bytes=1 << 30))
     assert result.ok and "allocated 320 MiB" in out.text  # under the limit it runs
+    assert not result.oom_killed
+
+
+def test_a_child_killed_for_memory_is_reported_when_the_script_survives(
+    sandbox: Sandbox, workdir: Path
+):
+    require("memory" in cgroup_controllers_writable(), "no writable memory cgroup")
+    (workdir / "allocate.py").write_text(ALLOCATE)
+    result, out = run_script(
+        sandbox,
+        workdir,
+        """
+        import subprocess, sys
+        code = subprocess.run([sys.executable, "allocate.py"]).returncode
+        print("child returned", code)
+        """,
+        limits=Limits(memory_bytes=128 << 20),
+    )
+    assert "child returned -9" in out.text, out.text
+    assert result.ok and result.oom_killed
+    assert result.describe() == "completed (a process was killed for memory)"
+
+
+def test_limits_must_be_positive():
+    with pytest.raises(ValueError, match="memory_bytes must be positive"):
+        Limits(memory_bytes=0)
+    with pytest.raises(ValueError, match="wall_seconds"):
+        Limits(wall_seconds=-1)
 
 
 def test_memory_limit_without_cgroups_uses_rlimit(sandbox: Sandbox, workdir: Path):
@@ -300,7 +329,10 @@ def test_process_limit(sandbox: Sandbox, workdir: Path, cgroups: bool):
         require("pids" in cgroup_controllers_writable(), "no writable pids cgroup")
     else:
         require(os.geteuid() == 0, "RLIMIT_NPROC needs a job uid other than the worker's")
-        sandbox = Sandbox(bwrap_path=sandbox.bwrap_path, use_cgroups=False)
+        # RLIMIT_NPROC counts per uid across the host: a uid of this test's own keeps jobs
+        # of a parallel test run (as 65534) out of the count.
+        uid = random.randint(200_000, 299_999)
+        sandbox = Sandbox(bwrap_path=sandbox.bwrap_path, use_cgroups=False, run_as=(uid, uid))
     result, out = run_script(sandbox, workdir, FORK_BOMB, limits=Limits(max_processes=8))
     assert result.ok, out.text
     children = int(out.text.split("children")[1])
