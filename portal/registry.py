@@ -80,7 +80,12 @@ class JobKind:
     back_link: Callable[[Job, Any], tuple[str, str] | None] | None = None
     # The phase a job that succeeded shows ("Deleted", "Completed").
     done_phase: str = "Done"
-    queue: str | None = None
+    # The Celery task that runs it, by name, called with (model label, job id); the
+    # generic one claims the row and calls `run`. A kind whose workers are other
+    # programs (compute workers that reach the studio over HTTP) names its own.
+    task: str = "portal.tasks.job_run"
+    # The queue, or queue(job) → the queue (a compute target's); None: the default.
+    queue: str | Callable[[Job], str] | None = None
     max_attempts: int = 3
     retry_delays: tuple[int, ...] = (30, 120)
     stale_after: timedelta = timedelta(minutes=10)

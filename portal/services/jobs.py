@@ -63,16 +63,17 @@ def job_create(
 
 
 def job_enqueue(job: Job, countdown: int | None = None) -> None:
-    """Send the message that makes a worker run `job`. A broker that is down is logged,
-    not raised: the row stays queued and `jobs_recover` sends it later."""
-    from portal import tasks
+    """Send the message that makes a worker run `job`: the kind's task (by name, so the
+    worker may be another program) on the kind's queue. A broker that is down is
+    logged, not raised: the row stays queued and `jobs_recover` sends it later."""
+    from portal.celery import app
 
     kind = registry.job_kind(job.kind)
     options: dict[str, Any] = {"countdown": countdown}
     if kind.queue:
-        options["queue"] = kind.queue
+        options["queue"] = kind.queue(job) if callable(kind.queue) else kind.queue
     try:
-        tasks.job_run.apply_async((job._meta.label_lower, str(job.pk)), **options)
+        app.send_task(kind.task, args=(job._meta.label_lower, str(job.pk)), **options)
     except Exception:
         log.exception("Could not queue job %s; it will be recovered", job.pk)
 

@@ -251,3 +251,46 @@ def test_registered_panels_are_drawn_on_the_workspace_page(cast, kinds, memory_t
     assert page.count('id="test-panel"') == 1
     assert "Hello rita ws-main" in page
     assert "Recent experiments" in page  # the tracking app's panel
+
+
+def test_a_kind_names_its_own_task_and_queue(cast, kinds, monkeypatch, settings):
+    from portal.celery import app
+
+    messages: list[tuple] = []
+    monkeypatch.setattr(
+        app, "send_task", lambda name, args, **options: messages.append((name, args, options))
+    )
+    _kind(name="remote", task="compute.run", queue=lambda job: f"compute-{job.target_id}")
+    _kind(name="plain")
+    remote = services.job_create(
+        DeletionJob,
+        kind="remote",
+        actor=cast.owner,
+        label="x",
+        subscription_id=cast.subscription.id,
+        target_id="gpu",
+    )
+    jobs.job_enqueue(remote)
+    plain = _create(cast, kind="plain")
+    jobs.job_enqueue(plain, countdown=30)
+    assert messages == [
+        (
+            "compute.run",
+            ("portal.deletionjob", str(remote.pk)),
+            {"countdown": None, "queue": "compute-gpu"},
+        ),
+        ("portal.tasks.job_run", ("portal.deletionjob", str(plain.pk)), {"countdown": 30}),
+    ]
+
+
+def test_a_broker_that_is_down_leaves_the_job_queued_for_recovery(cast, kinds, monkeypatch):
+    from portal.celery import app
+
+    def down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(app, "send_task", down)
+    _kind()
+    job = _create(cast)
+    jobs.job_enqueue(job)  # logged, not raised
+    assert DeletionJob.objects.get(pk=job.pk).status == Status.QUEUED
