@@ -136,13 +136,13 @@ FILL: dict[str, Callable[[Scene], str]] = {
 }
 
 
-def _raw(method: str, pattern: str) -> bool:
-    """Whether the route reads its body itself (artifact uploads): its arguments are in
-    the query string then."""
+def _route(method: str, pattern: str):
     import tracking.mlflow.urls  # noqa: F401  (importing it registers every route)
     from tracking.mlflow.protocol import routes
 
-    return any(r.raw for r in routes() if (r.method, r.pattern) == (method, pattern))
+    found = [r for r in routes() if (r.method, r.pattern) == (method, pattern)]
+    assert len(found) == 1, f"no protocol route {method} {pattern}"
+    return found[0]
 
 
 def _call(
@@ -154,21 +154,27 @@ def _call(
     label: str = "",
     writes: bool | None = None,
     **fill: Callable[[Scene], str],
-) -> Row:
-    """A protocol route called with `args`: the query string of a GET and of the raw
+) -> list[Row]:
+    """A protocol route called with `args`, once under each prefix it is served under
+    (api/ and ajax-api/ take the same rows): the query string of a GET and of the raw
     (artifact) routes, the JSON body otherwise; `fill` overrides FILL. Write routes
     (the method is not GET and `expect` is WRITES) must change something where allowed.
     """
     expect = expect or (READS if method == "GET" else WRITES)
     fill = {**FILL, **fill}
+    route = _route(method, pattern)
 
-    def url(s: Scene) -> str:
-        path = pattern
-        for name, value in fill.items():
-            path = path.replace(f"<path:{name}>", value(s)).replace(f"<{name}>", quote(value(s)))
-        return f"{s.tracking_path}/api/{path}"
+    def url(path: str) -> Callable[[Scene], str]:
+        def at(s: Scene) -> str:
+            filled = path
+            for name, value in fill.items():
+                filled = filled.replace(f"<path:{name}>", value(s))
+                filled = filled.replace(f"<{name}>", quote(value(s)))
+            return f"{s.tracking_path}/{filled}"
 
-    in_query = method == "GET" or _raw(method, pattern)
+        return at
+
+    in_query = method == "GET" or route.raw
     values = (lambda s: args(s)) if callable(args) else (lambda s: args)
 
     def query(s: Scene) -> str:
@@ -179,17 +185,20 @@ def _call(
         given = values(s)
         return given if isinstance(given, bytes) or not in_query else None
 
-    return Row(
-        label or f"mlflow {method} {pattern}",
-        protocol_key(method, pattern),
-        method.lower(),
-        expect,
-        kind="api",
-        url=url,
-        query=query,
-        body=body,
-        writes=(expect is WRITES) if writes is None else writes,
-    )
+    return [
+        Row(
+            f"{label} ({path})" if label else f"mlflow {method} {path}",
+            protocol_key(method, path),
+            method.lower(),
+            expect,
+            kind="api",
+            url=url(path),
+            query=query,
+            body=body,
+            writes=(expect is WRITES) if writes is None else writes,
+        )
+        for path in route.paths
+    ]
 
 
 def _exp(s: Scene, **more) -> dict:
@@ -212,7 +221,7 @@ A = "2.0/mlflow"
 ARTIFACTS = "2.0/mlflow-artifacts"
 TS = 1_700_000_000_000
 
-MLFLOW: list[Row] = [
+_CALLS: list[list[Row]] = [
     # Experiments
     _call("POST", f"{A}/experiments/create", {"name": "new-exp"}),
     _call("GET", f"{A}/experiments/get", _exp),
@@ -365,3 +374,5 @@ MLFLOW: list[Row] = [
     _call("POST", f"{A}/artifacts/presigned-upload-url", None, NOT_OFFERED_WRITE),
     _call("POST", f"{A}/artifacts/presigned-download-url", None, NOT_OFFERED_READ),
 ]
+
+MLFLOW: list[Row] = [row for rows in _CALLS for row in rows]
