@@ -222,6 +222,8 @@ ARTIFACTS = "2.0/mlflow-artifacts"
 TS = 1_700_000_000_000
 
 _CALLS: list[list[Row]] = [
+    # The server's version, at the URI's root
+    _call("GET", "version"),
     # Experiments
     _call("POST", f"{A}/experiments/create", {"name": "new-exp"}),
     _call("GET", f"{A}/experiments/get", _exp),

@@ -220,6 +220,29 @@ def test_one_routing_table_for_every_prefix():
     assert _resolve("GET", "api/2x0/mlflow-artifacts/artifacts/a")[0] is None
 
 
+def test_version_is_what_the_client_reads(tracking, cast):
+    """The client asks the server's version before logging spans (3.4 or later); it gets
+    the installed mlflow's, as plain text, as mlflow server answers."""
+    from mlflow.store.tracking.rest_store import RestStore
+    from mlflow.tracking._tracking_service.utils import _get_store
+    from packaging.version import Version
+
+    RestStore._get_server_version.cache_clear()
+    store = _get_store()
+    assert isinstance(store, RestStore)
+    assert store._get_server_version(store.get_host_creds()) == Version(mlflow.__version__)
+    RestStore._get_server_version.cache_clear()
+    response = requests.get(f"{tracking.uri}/version", headers=_headers(tracking, "reader"))
+    assert (response.status_code, response.text) == (200, mlflow.__version__)
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert requests.get(f"{tracking.uri}/version").status_code == 401
+    outsider = requests.get(f"{tracking.uri}/version", headers=_headers(tracking, "outsider"))
+    assert outsider.status_code == 404
+    for elsewhere in ("api/version", "ajax-api/version", "api/2.0/mlflow/version"):
+        response = requests.get(f"{tracking.uri}/{elsewhere}", headers=_headers(tracking))
+        assert response.status_code == 404, elsewhere
+
+
 def test_bad_arguments_are_invalid_parameter_value(tracking):
     client = mlflow.MlflowClient()
     run_id = client.create_run(client.create_experiment("bad-args")).info.run_id
