@@ -308,6 +308,11 @@ _CALLS: list[list[Row]] = [
         f"{A}/metrics/get-history-bulk-interval",
         lambda s: {"run_ids": [s.run.run_uuid], "metric_key": "loss"},
     ),
+    _call(  # ajax-api/ only
+        "GET",
+        f"{A}/metrics/get-history-bulk",
+        lambda s: {"run_id": [s.run.run_uuid], "metric_key": "loss"},
+    ),
     # Registered models
     _call("POST", f"{A}/registered-models/create", {"name": "new-model"}),
     _call("GET", f"{A}/registered-models/get", _model_args),
