@@ -281,6 +281,12 @@ _CALLS: list[list[Row]] = [
         ),
     ),
     _call("POST", f"{A}/runs/search", lambda s: {"experiment_ids": [str(s.experiment.pk)]}, READS),
+    _call(  # ajax-api/ only
+        "POST",
+        f"{A}/experiments/search-datasets",
+        lambda s: {"experiment_ids": [str(s.experiment.pk), "0"]},
+        READS,
+    ),
     _call(
         "POST",
         f"{A}/runs/outputs",

@@ -367,3 +367,81 @@ def test_history_bulk_as_mlflow_server_answers(tracking, cast, monkeypatch):
     assert get(run_id=[foreign, run_ids[0]], metric_key="loss").json()["metrics"] == [
         m for m in expected if m["run_id"] == run_ids[0]
     ]
+
+
+def test_search_datasets_summarises_the_inputs_of_experiments(tracking, cast, monkeypatch):
+    """The UI's `experiments/search-datasets`: one summary per (experiment, name, digest,
+    context) the runs logged, without a context where none was given."""
+    import pandas as pd
+    import requests
+
+    train = mlflow.data.from_pandas(pd.DataFrame({"x": [1, 2], "y": [0, 1]}), name="train")
+    test = mlflow.data.from_pandas(pd.DataFrame({"x": [3], "y": [1]}), name="test")
+    first = mlflow.set_experiment("datasets-a").experiment_id
+    for _ in range(2):  # the same input twice: one summary
+        with mlflow.start_run():
+            mlflow.log_input(train, context="training")
+    with mlflow.start_run():
+        mlflow.log_input(train, context="eval")
+        mlflow.log_input(test)
+    second = mlflow.set_experiment("datasets-b").experiment_id
+    with mlflow.start_run():
+        mlflow.log_input(test, context="testing")
+    mlflow.set_experiment("datasets-none")
+
+    url = tracking.uri + "/ajax-api/2.0/mlflow/experiments/search-datasets"
+    headers = {"Authorization": f"Bearer {tracking.tokens['reader']}"}
+
+    def search(experiment_ids, prefix_url=url):
+        return requests.post(
+            prefix_url, json={"experiment_ids": experiment_ids}, headers=headers, timeout=60
+        )
+
+    answer = search([first, second])
+    assert answer.status_code == 200, answer.text
+    summaries = answer.json()["dataset_summaries"]
+
+    def summary(experiment_id, dataset, context=None):
+        found = {"experiment_id": experiment_id, "name": dataset.name, "digest": dataset.digest}
+        return {**found, "context": context} if context else found
+
+    key = lambda s: sorted(s.items())  # noqa: E731
+    assert sorted(summaries, key=key) == sorted(
+        [
+            summary(first, train, "training"),
+            summary(first, train, "eval"),
+            summary(first, test),
+            summary(second, test, "testing"),
+        ],
+        key=key,
+    )
+    assert search([second]).json() == {"dataset_summaries": [summary(second, test, "testing")]}
+    assert search(["0"]).json() == {}  # the default experiment, empty (or not made yet)
+
+    def refused(experiment_ids) -> tuple:
+        response = search(experiment_ids)
+        return response.status_code, response.json()["error_code"], response.json()["message"]
+
+    invalid = (400, "INVALID_PARAMETER_VALUE")
+    assert refused([]) == (
+        *invalid,
+        "SearchDatasets request must specify at least one experiment_id.",
+    )
+    assert refused([str(i) for i in range(1, 22)]) == (
+        *invalid,
+        "SearchDatasets request cannot specify more than 20 experiment_ids. "
+        "Received 21 experiment_ids.",
+    )
+    assert refused(["abc"]) == (
+        *invalid,
+        "Invalid experiment ID 'abc'. Experiment ID must be a valid integer.",
+    )
+    # mlflow server serves it under ajax-api/ only.
+    under_api = search([first], url.replace("/ajax-api/", "/api/"))
+    assert (under_api.status_code, under_api.json()["error_code"]) == (404, "ENDPOINT_NOT_FOUND")
+    # An experiment of another workspace, named through ours, gives nothing.
+    outsider = tracking.client("outsider", monkeypatch, uri=tracking.uri_for(cast.other_workspace))
+    foreign = outsider.create_experiment("foreign")
+    with mlflow.start_run(experiment_id=foreign):
+        mlflow.log_input(train, context="training")
+    assert search([foreign]).json() == {}
