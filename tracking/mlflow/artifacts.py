@@ -7,9 +7,13 @@ workspace can be named. Uploads stream the request body to the store in chunks
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from mlflow.exceptions import (
+    MlflowException,
     _UnsupportedMultipartDownloadException,
     _UnsupportedMultipartUploadException,
     _UnsupportedPresignedDownloadException,
@@ -34,6 +38,8 @@ ARTIFACTS = "2.0/mlflow-artifacts/artifacts"
 
 
 class LengthRequired(StudioError):
+    """A chunked body the server in front cannot decode (Django's development server)."""
+
     code = "INVALID_PARAMETER_VALUE"
     http_status = 411
 
@@ -76,37 +82,59 @@ def _upload_too_large(limit: int) -> UploadTooLarge:
     return UploadTooLarge(f"The artifact is larger than this server accepts ({limit} bytes).")
 
 
-def _body_chunks(call: Call, length: int, limit: int):
-    """The request body in chunks, read from the stream; raises (so the store drops
-    the partial file) past the limit or when the client stops short."""
+TooLarge = Callable[[], StudioError | MlflowException]
+
+
+def _body_chunks(call: Call, limit: int, too_large: TooLarge) -> Iterator[bytes]:
+    """The request body in chunks, read from the stream however it is framed: sized
+    (Content-Length) or chunked (Transfer-Encoding, which `requests` sends for an empty
+    or streamed body). Raises `too_large()` before a chunk would pass `limit`, and
+    InvalidParameter when a sized body stops short; raising makes the store drop the
+    partial file."""
+    meta = call.request.META
+    if "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+        # The server has decoded the chunks and ends the stream with the body (gunicorn
+        # says so with wsgi.input_terminated); Django's own request stream stops at
+        # Content-Length, which a chunked request has not, so read the server's.
+        if not meta.get("wsgi.input_terminated"):
+            raise LengthRequired(
+                "This server cannot read a chunked request body; send Content-Length."
+            )
+        return _read(meta["wsgi.input"], None, limit, too_large)
+    raw_length = (meta.get("CONTENT_LENGTH") or "0").strip() or "0"
+    try:
+        length = int(raw_length)
+    except ValueError:
+        raise InvalidParameter("Invalid Content-Length header.") from None
+    if length < 0:
+        raise InvalidParameter("Invalid Content-Length header.")
+    if length > limit:
+        raise too_large()  # refused before anything is read or stored
+    return _read(call.request, length, limit, too_large)
+
+
+def _read(stream: Any, length: int | None, limit: int, too_large: TooLarge) -> Iterator[bytes]:
+    """Chunks of `stream` up to `length` bytes, or to its end when the length is unknown."""
     received = 0
-    while chunk := call.request.read(min(CHUNK_SIZE, length - received)):
+    while length is None or received < length:
+        want = CHUNK_SIZE if length is None else min(CHUNK_SIZE, length - received)
+        chunk = stream.read(want)
+        if not chunk:
+            break
         received += len(chunk)
         if received > limit:
-            raise _upload_too_large(limit)
+            raise too_large()
         yield chunk
-        if received >= length:
-            break
-    if received < length:
+    if length is not None and received < length:
         raise InvalidParameter("The upload ended before its Content-Length was received.")
 
 
 @route("PUT", f"{ARTIFACTS}/<path:artifact_path>", write=True, raw=True)
 def upload_artifact(call: Call) -> dict:
     path = _file_path(call)
-    raw_length = call.request.META.get("CONTENT_LENGTH") or ""
-    if not raw_length.strip():
-        if call.request.META.get("HTTP_TRANSFER_ENCODING"):
-            raise LengthRequired("Artifact uploads need a Content-Length header.")
-        raw_length = "0"
-    try:
-        length = int(raw_length)
-    except ValueError:
-        raise InvalidParameter("Invalid Content-Length header.") from None
     limit = settings.ARTIFACT_MAX_UPLOAD_BYTES
-    if length > limit:
-        raise _upload_too_large(limit)
-    store_for(call.workspace).write(path, _body_chunks(call, length, limit))
+    chunks = _body_chunks(call, limit, lambda: _upload_too_large(limit))
+    store_for(call.workspace).write(path, chunks)
     return {}
 
 

@@ -702,3 +702,97 @@ def store_for_url(url: str):
     from tracking.artifacts import store_for_root
 
     return store_for_root(url)
+
+
+# --- Bodies without Content-Length (chunked), as gunicorn hands them over ----------------
+
+
+def _chunks(total: int, size: int = 64 * 1024):
+    """A body `requests` can only send chunked: a generator."""
+    block = bytes(range(256)) * (size // 256)
+    sent = 0
+    while sent < total:
+        piece = block[: min(size, total - sent)]
+        sent += len(piece)
+        yield piece
+
+
+def _bytes_of(total: int) -> bytes:
+    return b"".join(_chunks(total))
+
+
+def test_chunked_uploads_stream_in(gunicorn_tracking, cast, monkeypatch, tmp_path):
+    """The mlflow client uploads an empty file chunked (requests sends a body of unknown
+    or zero length so); a streamed body is read to its end, not refused with 411."""
+    import mlflow
+
+    served = gunicorn_tracking()
+    served.use("contributor", monkeypatch)
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    mlflow.set_experiment("chunked")
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(empty))
+        mlflow.log_artifact(str(empty), artifact_path="nested")
+    files = mlflow.MlflowClient().list_artifacts(run.info.run_id)
+    assert [(f.path, f.is_dir, f.file_size) for f in files] == [
+        ("empty.txt", False, 0),
+        ("nested", True, None),
+    ]
+    root = run.info.artifact_uri.removeprefix("mlflow-artifacts:/")
+    put = api(
+        served, "contributor", "PUT", f"{ARTIFACTS}/{root}/streamed.bin", data=_chunks(3_000_000)
+    )
+    assert put.request.headers.get("Transfer-Encoding") == "chunked"
+    assert "Content-Length" not in put.request.headers
+    assert put.status_code == 200, put.text
+    got = api(served, "reader", "GET", f"{ARTIFACTS}/{root}/streamed.bin")
+    assert got.content == _bytes_of(3_000_000)
+    denied = api(served, "reader", "PUT", f"{ARTIFACTS}/{root}/no.bin", data=_chunks(10))
+    assert denied.status_code == 403
+
+
+def test_a_chunked_upload_over_the_limit_is_refused_like_a_sized_one(
+    gunicorn_tracking, cast, tmp_path
+):
+    """The limit holds while reading: the same 413 as a sized upload gets before reading,
+    and nothing of the body is left, neither the file nor the folders made for it."""
+    served = gunicorn_tracking(ARTIFACT_MAX_UPLOAD_BYTES="1000000")
+    sized = api(served, "owner", "PUT", f"{ARTIFACTS}/big/a/file.bin", data=b"x" * 1_000_001)
+    chunked = api(served, "owner", "PUT", f"{ARTIFACTS}/big/b/file.bin", data=_chunks(3_000_000))
+    assert chunked.request.headers.get("Transfer-Encoding") == "chunked"
+    assert (chunked.status_code, chunked.json()) == (sized.status_code, sized.json())
+    assert sized.status_code == 413
+    assert sized.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+    just_fits = api(served, "owner", "PUT", f"{ARTIFACTS}/ok/file.bin", data=_chunks(1_000_000))
+    assert just_fits.status_code == 200, just_fits.text
+    assert [(e.path, e.file_size) for e in store_for(cast.workspace).walk()] == [
+        ("ok/file.bin", 1_000_000)
+    ]
+    root = Path(cast.workspace.artifact_root)
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == [
+        "ok",
+        "ok/file.bin",
+    ]
+
+
+def test_the_development_server_refuses_a_chunked_body_it_cannot_read(tracking, cast):
+    """Django's own server (runserver, the tests' live server) hands the view no body
+    without Content-Length: it says so (411) rather than storing an empty file."""
+    url = urlsplit(tracking.uri)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(
+            (
+                f"PUT {url.path}/api/{ARTIFACTS}/chunked/file.bin HTTP/1.1\r\n"
+                f"Host: {url.netloc}\r\nAuthorization: Bearer {tracking.tokens['owner']}\r\n"
+                "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                "5\r\nhello\r\n0\r\n\r\n"
+            ).encode()
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b" 411 " in head.split(b"\r\n", 1)[0]
+    assert b"Content-Length" in body
+    assert list(store_for(cast.workspace).walk()) == []
