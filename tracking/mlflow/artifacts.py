@@ -1,4 +1,6 @@
-"""The proxied artifact API (`/api/2.0/mlflow-artifacts/...`) and run artifact listing.
+"""The proxied artifact API (`/api/2.0/mlflow-artifacts/...`), run artifact listing, and
+the run-artifact endpoints mlflow server keeps for its UI (`get-artifact`,
+`ajax-api/.../upload-artifact`).
 
 Artifact paths are relative to the workspace's artifact root, so nothing of another
 workspace can be named. Uploads stream the request body to the store in chunks
@@ -26,12 +28,16 @@ from tracking.artifacts import (
     CHUNK_SIZE,
     ArtifactEntry,
     UploadTooLarge,
+    artifact_uri_path,
     clean_artifact_path,
+    join,
     list_under_uri,
     store_for,
 )
+from tracking.artifacts.paths import named_as_given
 from tracking.artifacts.responses import file_response
-from tracking.mlflow.protocol import Call, route
+from tracking.mlflow.protocol import AJAX_ONLY, ROOT, Call, missing, route
+from tracking.models import Run
 from tracking.selectors import run_get
 
 ARTIFACTS = "2.0/mlflow-artifacts/artifacts"
@@ -172,6 +178,73 @@ def list_run_artifacts(call: Call) -> dict:
     if files:
         response["files"] = files
     return response
+
+
+# --- The legacy run-artifact endpoints mlflow server keeps for its UI ---------------------
+
+# upload-artifact's own cap in mlflow server, with its message.
+UPLOAD_ARTIFACT_MAX_BYTES = 10 * 1024 * 1024
+
+
+def _run_file(run: Run, path: str) -> str:
+    """A file below the run's artifact root, as the store names it."""
+    return join(artifact_uri_path(run.artifact_uri), path)
+
+
+@route("GET", "get-artifact", raw=True, prefixes=ROOT)
+def get_run_artifact(call: Call) -> ArtifactResponse:
+    """One file of a run, `?run_uuid=<run>&path=<path below its root>`, as an attachment."""
+    run_id = call.str("run_id") or call.str("run_uuid")
+    if not run_id:
+        raise missing("run_id")
+    if "path" not in call.data:
+        raise missing("path")
+    path = clean_artifact_path(call.str("path"))
+    run = run_get(workspace=call.workspace, run_id=run_id)
+    folder = f"Artifact path refers to a directory, not a file: '{path}'"
+    with named_as_given(path, folder_message=folder):
+        reader = store_for(call.workspace).open(_run_file(run, path))
+    return file_response(
+        reader, path, content_type=_guess_mime_type(path), response_class=ArtifactResponse
+    )
+
+
+@route("POST", "2.0/mlflow/upload-artifact", write=True, raw=True, prefixes=AJAX_ONLY)
+def upload_run_artifact(call: Call) -> HttpResponse:
+    """The body, stored as `path` below the run's artifact root (mlflow's UI uploads
+    with it). mlflow's checks and words, its 10 MB cap (or the server's, if lower)."""
+    run_uuid = call.str("run_uuid")
+    if not run_uuid:
+        raise InvalidParameter("Request must specify run_uuid.")
+    raw_path = call.str("path")
+    if not raw_path:
+        raise InvalidParameter("Request must specify path.")
+    path = clean_artifact_path(raw_path)
+    if not path:
+        raise InvalidParameter("Invalid path")
+    limit = min(UPLOAD_ARTIFACT_MAX_BYTES, settings.ARTIFACT_MAX_UPLOAD_BYTES)
+
+    def too_large() -> StudioError | MlflowException:
+        if limit == UPLOAD_ARTIFACT_MAX_BYTES:
+            return MlflowException.invalid_parameter_value(
+                "Artifact size is too large. Max size is 10MB."
+            )
+        return _upload_too_large(limit)
+
+    chunks = _body_chunks(call, limit, too_large)
+    run = run_get(workspace=call.workspace, run_id=run_uuid)
+    store_for(call.workspace).write(_run_file(run, path), _not_empty(chunks))
+    return HttpResponse(b"", content_type="application/json")
+
+
+def _not_empty(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The chunks; an empty body is refused, and the store keeps nothing of it."""
+    empty = True
+    for chunk in chunks:
+        empty = False
+        yield chunk
+    if empty:
+        raise InvalidParameter("Request must specify data.")
 
 
 # Direct-to-storage transfers are not offered: every byte goes through this server,

@@ -153,12 +153,14 @@ def _call(
     *,
     label: str = "",
     writes: bool | None = None,
+    upload: bytes | None = None,
     **fill: Callable[[Scene], str],
 ) -> list[Row]:
     """A protocol route called with `args`, once under each prefix it is served under
     (api/ and ajax-api/ take the same rows): the query string of a GET and of the raw
-    (artifact) routes, the JSON body otherwise; `fill` overrides FILL. Write routes
-    (the method is not GET and `expect` is WRITES) must change something where allowed.
+    (artifact) routes, the JSON body otherwise; a raw route's body is `upload` (or
+    `args`, when they are bytes); `fill` overrides FILL. Write routes (the method is
+    not GET and `expect` is WRITES) must change something where allowed.
     """
     expect = expect or (READS if method == "GET" else WRITES)
     fill = {**FILL, **fill}
@@ -183,6 +185,8 @@ def _call(
 
     def body(s: Scene):
         given = values(s)
+        if upload is not None:
+            return upload
         return given if isinstance(given, bytes) or not in_query else None
 
     return [
@@ -379,6 +383,15 @@ _CALLS: list[list[Row]] = [
     _call("GET", f"{ARTIFACTS}/artifacts", lambda s: {"path": s.run_artifacts}),
     _call("DELETE", f"{ARTIFACTS}/artifacts/<path:artifact_path>"),
     _call("GET", f"{A}/artifacts/list", _run_args),
+    # The legacy run-artifact endpoints: get-artifact at the URI's root, upload-artifact
+    # under ajax-api/ only.
+    _call("GET", "get-artifact", lambda s: {"run_uuid": s.run.run_uuid, "path": "hello.txt"}),
+    _call(
+        "POST",
+        f"{A}/upload-artifact",
+        lambda s: {"run_uuid": s.run.run_uuid, "path": "ui/uploaded.txt"},
+        upload=b"uploaded",
+    ),
     *(
         _call("POST", f"{ARTIFACTS}/mpu/{step}/<path:artifact_path>", None, NOT_OFFERED_WRITE)
         for step in ("create", "complete", "abort")
