@@ -9,7 +9,8 @@ row names, and runs every row as every member of the cast.
 
 Rows are found by the route's key (`Served.key`): its URL name ("workspace-edit",
 "admin:index"), the whole pattern for an unnamed one, "mlflow <METHOD> <path>" for a
-protocol route. Views are never imported: they move between modules, their names stay.
+protocol route, once per prefix it is served under (`api/...`, `ajax-api/...`). Views
+are never imported: they move between modules, their names stay.
 """
 
 from __future__ import annotations
@@ -134,19 +135,22 @@ def django_routes(urlconf: Any = None) -> list[Served]:
     ]
 
 
-def protocol_key(method: str, pattern: str) -> str:
-    return f"mlflow {method.upper()} {pattern}"
+def protocol_key(method: str, path: str) -> str:
+    """A protocol route's key, by the path below the tracking URI, prefix included:
+    "mlflow POST api/2.0/mlflow/runs/create". A route served under two prefixes
+    (api/ and ajax-api/) has two keys, and needs a row for each."""
+    return f"mlflow {method.upper()} {path}"
 
 
 def protocol_routes() -> list[Served]:
-    """Every (method, path) of the MLflow protocol, as registered."""
+    """Every (method, path) of the MLflow protocol, as registered, once per prefix."""
     import tracking.mlflow.urls  # noqa: F401  (importing it registers every route)
     from tracking.mlflow.protocol import routes
 
-    keys = {(r.method, r.pattern) for r in routes()}
+    keys = {(r.method, path) for r in routes() for path in r.paths}
     return [
-        Served(protocol_key(method, pattern), f"<tracking URI>/api/{pattern}", frozenset())
-        for method, pattern in sorted(keys)
+        Served(protocol_key(method, path), f"<tracking URI>/{path}", frozenset())
+        for method, path in sorted(keys)
     ]
 
 

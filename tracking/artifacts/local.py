@@ -124,14 +124,16 @@ class LocalArtifactStore(ArtifactStore):
 
     # --- writes ---------------------------------------------------------------------
 
-    def _make_parents(self, segments: list[str]) -> str:
-        """Create the folders of a file path one level at a time, never through a link."""
+    def _make_parents(self, segments: list[str], created: list[str]) -> str:
+        """Create the folders of a file path one level at a time, never through a link;
+        the ones it made are appended to `created`."""
         current = self._real_root()
         os.makedirs(current, exist_ok=True)
         for segment in segments[:-1]:
             current = os.path.join(current, segment)
             try:
                 os.mkdir(current)
+                created.append(current)
             except FileExistsError:
                 info = os.lstat(current)
                 if stat.S_ISLNK(info.st_mode):
@@ -146,7 +148,21 @@ class LocalArtifactStore(ArtifactStore):
         target, segments = self._locate(path)
         if not segments:
             raise InvalidParameter("Invalid path: a file needs a name.")
-        folder = self._make_parents(segments)
+        created: list[str] = []
+        try:
+            return self._write(target, segments, chunks, created)
+        except BaseException:
+            # A failed upload (too large, cut short) leaves no folder it made behind,
+            # so listings show nothing of it; ones filled meanwhile stay.
+            for folder in reversed(created):
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+            raise
+
+    def _write(
+        self, target: str, segments: list[str], chunks: Iterable[bytes], created: list[str]
+    ) -> int:
+        folder = self._make_parents(segments, created)
         fd, temp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX)
         size = 0
         try:

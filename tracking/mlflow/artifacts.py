@@ -1,4 +1,6 @@
-"""The proxied artifact API (`/api/2.0/mlflow-artifacts/...`) and run artifact listing.
+"""The proxied artifact API (`/api/2.0/mlflow-artifacts/...`), run artifact listing, and
+the run-artifact endpoints mlflow server keeps for its UI (`get-artifact`,
+`ajax-api/.../upload-artifact`).
 
 Artifact paths are relative to the workspace's artifact root, so nothing of another
 workspace can be named. Uploads stream the request body to the store in chunks
@@ -7,9 +9,13 @@ workspace can be named. Uploads stream the request body to the store in chunks
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from mlflow.exceptions import (
+    MlflowException,
     _UnsupportedMultipartDownloadException,
     _UnsupportedMultipartUploadException,
     _UnsupportedPresignedDownloadException,
@@ -22,18 +28,24 @@ from tracking.artifacts import (
     CHUNK_SIZE,
     ArtifactEntry,
     UploadTooLarge,
+    artifact_uri_path,
     clean_artifact_path,
+    join,
     list_under_uri,
     store_for,
 )
+from tracking.artifacts.paths import named_as_given
 from tracking.artifacts.responses import file_response
-from tracking.mlflow.protocol import Call, route
+from tracking.mlflow.protocol import AJAX_ONLY, ROOT, Call, missing, route
+from tracking.models import Run
 from tracking.selectors import run_get
 
 ARTIFACTS = "2.0/mlflow-artifacts/artifacts"
 
 
 class LengthRequired(StudioError):
+    """A chunked body the server in front cannot decode (Django's development server)."""
+
     code = "INVALID_PARAMETER_VALUE"
     http_status = 411
 
@@ -76,37 +88,59 @@ def _upload_too_large(limit: int) -> UploadTooLarge:
     return UploadTooLarge(f"The artifact is larger than this server accepts ({limit} bytes).")
 
 
-def _body_chunks(call: Call, length: int, limit: int):
-    """The request body in chunks, read from the stream; raises (so the store drops
-    the partial file) past the limit or when the client stops short."""
+TooLarge = Callable[[], StudioError | MlflowException]
+
+
+def _body_chunks(call: Call, limit: int, too_large: TooLarge) -> Iterator[bytes]:
+    """The request body in chunks, read from the stream however it is framed: sized
+    (Content-Length) or chunked (Transfer-Encoding, which `requests` sends for an empty
+    or streamed body). Raises `too_large()` before a chunk would pass `limit`, and
+    InvalidParameter when a sized body stops short; raising makes the store drop the
+    partial file."""
+    meta = call.request.META
+    if "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+        # The server has decoded the chunks and ends the stream with the body (gunicorn
+        # says so with wsgi.input_terminated); Django's own request stream stops at
+        # Content-Length, which a chunked request has not, so read the server's.
+        if not meta.get("wsgi.input_terminated"):
+            raise LengthRequired(
+                "This server cannot read a chunked request body; send Content-Length."
+            )
+        return _read(meta["wsgi.input"], None, limit, too_large)
+    raw_length = (meta.get("CONTENT_LENGTH") or "0").strip() or "0"
+    try:
+        length = int(raw_length)
+    except ValueError:
+        raise InvalidParameter("Invalid Content-Length header.") from None
+    if length < 0:
+        raise InvalidParameter("Invalid Content-Length header.")
+    if length > limit:
+        raise too_large()  # refused before anything is read or stored
+    return _read(call.request, length, limit, too_large)
+
+
+def _read(stream: Any, length: int | None, limit: int, too_large: TooLarge) -> Iterator[bytes]:
+    """Chunks of `stream` up to `length` bytes, or to its end when the length is unknown."""
     received = 0
-    while chunk := call.request.read(min(CHUNK_SIZE, length - received)):
+    while length is None or received < length:
+        want = CHUNK_SIZE if length is None else min(CHUNK_SIZE, length - received)
+        chunk = stream.read(want)
+        if not chunk:
+            break
         received += len(chunk)
         if received > limit:
-            raise _upload_too_large(limit)
+            raise too_large()
         yield chunk
-        if received >= length:
-            break
-    if received < length:
+    if length is not None and received < length:
         raise InvalidParameter("The upload ended before its Content-Length was received.")
 
 
 @route("PUT", f"{ARTIFACTS}/<path:artifact_path>", write=True, raw=True)
 def upload_artifact(call: Call) -> dict:
     path = _file_path(call)
-    raw_length = call.request.META.get("CONTENT_LENGTH") or ""
-    if not raw_length.strip():
-        if call.request.META.get("HTTP_TRANSFER_ENCODING"):
-            raise LengthRequired("Artifact uploads need a Content-Length header.")
-        raw_length = "0"
-    try:
-        length = int(raw_length)
-    except ValueError:
-        raise InvalidParameter("Invalid Content-Length header.") from None
     limit = settings.ARTIFACT_MAX_UPLOAD_BYTES
-    if length > limit:
-        raise _upload_too_large(limit)
-    store_for(call.workspace).write(path, _body_chunks(call, length, limit))
+    chunks = _body_chunks(call, limit, lambda: _upload_too_large(limit))
+    store_for(call.workspace).write(path, chunks)
     return {}
 
 
@@ -144,6 +178,73 @@ def list_run_artifacts(call: Call) -> dict:
     if files:
         response["files"] = files
     return response
+
+
+# --- The legacy run-artifact endpoints mlflow server keeps for its UI ---------------------
+
+# upload-artifact's own cap in mlflow server, with its message.
+UPLOAD_ARTIFACT_MAX_BYTES = 10 * 1024 * 1024
+
+
+def _run_file(run: Run, path: str) -> str:
+    """A file below the run's artifact root, as the store names it."""
+    return join(artifact_uri_path(run.artifact_uri), path)
+
+
+@route("GET", "get-artifact", raw=True, prefixes=ROOT)
+def get_run_artifact(call: Call) -> ArtifactResponse:
+    """One file of a run, `?run_uuid=<run>&path=<path below its root>`, as an attachment."""
+    run_id = call.str("run_id") or call.str("run_uuid")
+    if not run_id:
+        raise missing("run_id")
+    if "path" not in call.data:
+        raise missing("path")
+    path = clean_artifact_path(call.str("path"))
+    run = run_get(workspace=call.workspace, run_id=run_id)
+    folder = f"Artifact path refers to a directory, not a file: '{path}'"
+    with named_as_given(path, folder_message=folder):
+        reader = store_for(call.workspace).open(_run_file(run, path))
+    return file_response(
+        reader, path, content_type=_guess_mime_type(path), response_class=ArtifactResponse
+    )
+
+
+@route("POST", "2.0/mlflow/upload-artifact", write=True, raw=True, prefixes=AJAX_ONLY)
+def upload_run_artifact(call: Call) -> HttpResponse:
+    """The body, stored as `path` below the run's artifact root (mlflow's UI uploads
+    with it). mlflow's checks and words, its 10 MB cap (or the server's, if lower)."""
+    run_uuid = call.str("run_uuid")
+    if not run_uuid:
+        raise InvalidParameter("Request must specify run_uuid.")
+    raw_path = call.str("path")
+    if not raw_path:
+        raise InvalidParameter("Request must specify path.")
+    path = clean_artifact_path(raw_path)
+    if not path:
+        raise InvalidParameter("Invalid path")
+    limit = min(UPLOAD_ARTIFACT_MAX_BYTES, settings.ARTIFACT_MAX_UPLOAD_BYTES)
+
+    def too_large() -> StudioError | MlflowException:
+        if limit == UPLOAD_ARTIFACT_MAX_BYTES:
+            return MlflowException.invalid_parameter_value(
+                "Artifact size is too large. Max size is 10MB."
+            )
+        return _upload_too_large(limit)
+
+    chunks = _body_chunks(call, limit, too_large)
+    run = run_get(workspace=call.workspace, run_id=run_uuid)
+    store_for(call.workspace).write(_run_file(run, path), _not_empty(chunks))
+    return HttpResponse(b"", content_type="application/json")
+
+
+def _not_empty(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The chunks; an empty body is refused, and the store keeps nothing of it."""
+    empty = True
+    for chunk in chunks:
+        empty = False
+        yield chunk
+    if empty:
+        raise InvalidParameter("Request must specify data.")
 
 
 # Direct-to-storage transfers are not offered: every byte goes through this server,

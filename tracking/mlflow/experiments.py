@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from tracking.mlflow.protocol import Call, page, route
+from mlflow.utils.validation import _parse_experiment_id
+
+from portal.errors import InvalidParameter
+from tracking.mlflow.protocol import AJAX_ONLY, Call, page, route
 from tracking.models import Experiment
 from tracking.selectors import experiment_get, experiment_get_by_name
+from tracking.selectors.datasets import dataset_summaries
 from tracking.selectors.runs import experiments_json
 from tracking.services import experiments as svc
 
@@ -103,3 +107,31 @@ def delete_tag(call: Call) -> dict:
     experiment = resolve_experiment(call, call.str("experiment_id", required=True))
     svc.experiment_delete_tag(experiment=experiment, key=call.str("key", required=True))
     return {}
+
+
+MAX_EXPERIMENT_IDS_SEARCH_DATASETS = 20  # mlflow server's limit
+
+
+@route("POST", "2.0/mlflow/experiments/search-datasets", prefixes=AJAX_ONLY)
+def search_datasets(call: Call) -> dict:
+    """The datasets the experiments' runs logged, one summary per (experiment, name,
+    digest, context): mlflow's UI calls it, only under /ajax-api/ (mlflow server's
+    endpoint path lacks its leading slash, so it has no /api/ route)."""
+    experiment_ids = [str(e) for e in call.list("experiment_ids")]
+    if not experiment_ids:
+        raise InvalidParameter("SearchDatasets request must specify at least one experiment_id.")
+    if len(experiment_ids) > MAX_EXPERIMENT_IDS_SEARCH_DATASETS:
+        raise InvalidParameter(
+            "SearchDatasets request cannot specify more than "
+            f"{MAX_EXPERIMENT_IDS_SEARCH_DATASETS} experiment_ids. "
+            f"Received {len(experiment_ids)} experiment_ids."
+        )
+    # Ids beyond the int64 range name no experiment (and no database can bind them).
+    pks = [pk for pk in map(_parse_experiment_id, experiment_ids) if 0 <= pk < 2**63]
+    if 0 in pks:  # the client's name for the default experiment, if there is one yet
+        default = Experiment.objects.filter(
+            workspace=call.workspace, name=svc.DEFAULT_EXPERIMENT_NAME
+        ).values_list("pk", flat=True)
+        pks = [pk for pk in pks if pk != 0] + list(default)
+    summaries = dataset_summaries(workspace=call.workspace, experiment_pks=pks)
+    return {"dataset_summaries": summaries} if summaries else {}

@@ -10,13 +10,16 @@ from mlflow.store.tracking import GET_METRIC_HISTORY_MAX_RESULTS
 
 from portal.errors import InvalidParameter, NotFound
 from tracking.encoding import json_float
-from tracking.mlflow.protocol import Call, route
+from tracking.mlflow.protocol import AJAX_ONLY, Call, route
 from tracking.models import Run
 from tracking.selectors import metrics as sel
 from tracking.selectors import run_get
 
 MAX_RUNS_BULK = 100
 MAX_RESULTS_PER_RUN = 2500
+# get-history-bulk, mlflow server's legacy endpoint: its limits.
+MAX_RUN_IDS_HISTORY_BULK = 100
+MAX_HISTORY_BULK_RESULTS = 25000
 
 
 def _stream(key: str, series: int | None) -> Iterator[bytes]:
@@ -109,3 +112,45 @@ def get_history_bulk_interval(call: Call) -> dict:
     ]
     metrics.sort(key=lambda m: order[m["run_id"]])
     return {"metrics": metrics}
+
+
+@route("GET", "2.0/mlflow/metrics/get-history-bulk", prefixes=AJAX_ONLY)
+def get_history_bulk(call: Call) -> dict:
+    """The legacy bulk history mlflow's UI used: `?run_id=…&run_id=…&metric_key=…`, up to
+    `max_results` points in all (25,000 at most), by run id, then timestamp and step.
+    Ids of no run here are passed over, as mlflow's store does."""
+    run_ids = [str(run_id) for run_id in call.list("run_id")]
+    if not run_ids:
+        raise InvalidParameter("GetMetricHistoryBulk request must specify at least one run_id.")
+    if len(run_ids) > MAX_RUN_IDS_HISTORY_BULK:
+        raise InvalidParameter(
+            f"GetMetricHistoryBulk request cannot specify more than {MAX_RUN_IDS_HISTORY_BULK}"
+            f" run_ids. Received {len(run_ids)} run_ids."
+        )
+    if "metric_key" not in call.data:
+        raise InvalidParameter("GetMetricHistoryBulk request must specify a metric_key.")
+    key = str(call.list("metric_key")[0])
+    max_results = call.int("max_results", default=MAX_HISTORY_BULK_RESULTS)
+    if max_results < 0:
+        # mlflow server passes it to SQL as it is: all or an error, by database.
+        raise InvalidParameter(
+            f"Invalid value {max_results} for parameter 'max_results' supplied. "
+            "It must be a non-negative integer."
+        )
+    # PostgreSQL refuses NUL in a text parameter; no run id or key holds one.
+    wanted = [run_id for run_id in run_ids if "\x00" not in run_id]
+    runs = Run.objects.filter(workspace=call.workspace, run_uuid__in=wanted)
+    run_pks = list(runs.values_list("pk", flat=True)) if "\x00" not in key else []
+    rows = sel.history_bulk(run_pks, key, limit=min(max_results, MAX_HISTORY_BULK_RESULTS))
+    return {
+        "metrics": [
+            {
+                "key": key,
+                "value": json_float(value, is_nan),
+                "timestamp": timestamp,
+                "step": step,
+                "run_id": run_uuid,
+            }
+            for run_uuid, step, timestamp, value, is_nan in rows
+        ]
+    }

@@ -3,8 +3,11 @@
 Every workspace's tracking URI is
 `/mlflow/v1.0/subscriptions/<id>/resourceGroups/<rg>/workspaces/<ws>`; the client
 appends `/api/2.0/mlflow/...` (and `/api/2.0/mlflow-artifacts/...`, `/api/3.0/...`).
-One Django view receives all of it, resolves the workspace and the caller's role
-once, and hands a `Call` to the handler registered for (method, path) with `route`.
+As `mlflow server` does, every handler is served under `/ajax-api/` as well (its UI
+calls that prefix), a few legacy ones only there, and `version` and `get-artifact` at
+the root of the URI. One Django view receives all of it, resolves the workspace and
+the caller's role once, and hands a `Call` to the handler registered for (method,
+path) with `route`: one table, whatever the prefix.
 
 Handlers stay thin: read arguments off the `Call`, call a service or selector,
 return a dict (sent as JSON) or an HttpResponse (streams, artifacts).
@@ -40,47 +43,81 @@ log = logging.getLogger(__name__)
 Handler = Callable[["Call"], "dict | HttpResponse"]
 
 
+# Where a route is served, below the tracking URI: the prefixes `mlflow server` puts
+# its handlers under ("" is the URI itself).
+API = ("api", "ajax-api")  # every protocol endpoint
+AJAX_ONLY = ("ajax-api",)  # the legacy endpoints its UI calls (get-history-bulk, ...)
+ROOT = ("",)  # version, get-artifact
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
-    pattern: str
+    pattern: str  # below its prefix: "2.0/mlflow/runs/create"
     handler: Handler
     write: bool
     raw: bool
+    prefixes: tuple[str, ...] = API
+
+    @property
+    def paths(self) -> list[str]:
+        """Where it is served, below the tracking URI: "api/2.0/mlflow/runs/create", ..."""
+        return [f"{prefix}/{self.pattern}" if prefix else self.pattern for prefix in self.prefixes]
 
 
+# Keyed by the whole path below the tracking URI, once per prefix: one Route each.
 _STATIC: dict[tuple[str, str], Route] = {}
 _DYNAMIC: list[tuple[re.Pattern[str], Route]] = []
 _PARAM = re.compile(r"<(?:(path):)?(\w+)>")
 
 
-def route(method: str, pattern: str, *, write: bool = False, raw: bool = False):
-    """Register a handler for `api/<pattern>`, e.g. ("POST", "2.0/mlflow/runs/create").
+def route(
+    method: str,
+    pattern: str,
+    *,
+    write: bool = False,
+    raw: bool = False,
+    prefixes: tuple[str, ...] = API,
+):
+    """Register a handler for `<prefix>/<pattern>` under each of `prefixes`, e.g.
+    ("POST", "2.0/mlflow/runs/create") for `api/...` and `ajax-api/...`.
 
     `write` routes need the contributor role; the rest need reader. `raw` handlers
     read the request body themselves (artifact uploads stream it)."""
 
     def register(handler: Handler) -> Handler:
-        entry = Route(method, pattern, handler, write, raw)
-        if "<" not in pattern:
-            _STATIC[(method, pattern)] = entry
-        else:
-            regex = _PARAM.sub(
-                lambda m: f"(?P<{m[2]}>.+)" if m[1] else f"(?P<{m[2]}>[^/]+)", pattern
-            )
-            _DYNAMIC.append((re.compile(f"^{regex}$"), entry))
+        entry = Route(method, pattern, handler, write, raw, prefixes)
+        for path in entry.paths:
+            if "<" not in path:
+                _STATIC[(method, path)] = entry
+            else:
+                _DYNAMIC.append((_compile(path), entry))
         return handler
 
     return register
 
 
+def _compile(path: str) -> re.Pattern[str]:
+    """A path with <name> (one segment) and <path:name> (the rest) as a regex; the
+    text between them is literal (the dot of "2.0" too)."""
+    regex, end = "", 0
+    for m in _PARAM.finditer(path):
+        regex += re.escape(path[end : m.start()])
+        regex += f"(?P<{m[2]}>.+)" if m[1] else f"(?P<{m[2]}>[^/]+)"
+        end = m.end()
+    return re.compile(f"^{regex}{re.escape(path[end:])}$")
+
+
 def routes() -> list[Route]:
-    """Every registered route (once its module is imported: see tracking.mlflow.urls)."""
-    return [*_STATIC.values(), *(entry for _, entry in _DYNAMIC)]
+    """Every registered route, once whatever its prefixes (once its module is imported:
+    see tracking.mlflow.urls)."""
+    entries = [*_STATIC.values(), *(entry for _, entry in _DYNAMIC)]
+    return list({id(entry): entry for entry in entries}.values())
 
 
 def _resolve(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
-    """(route, path arguments, whether the path exists under another method)."""
+    """(route, path arguments, whether the path exists under another method), for a
+    path below the tracking URI, prefix included."""
     found = _STATIC.get((method, path))
     if found:
         return found, {}, True
@@ -334,10 +371,7 @@ def dispatch(
 ) -> HttpResponse:
     """The single entry point of a workspace's MLflow protocol."""
     try:
-        if not rest.startswith("api/"):
-            raise _endpoint_not_found(request.method, rest)
-        path = rest[4:]
-        entry, args, path_known = _resolve(request.method, path)
+        entry, args, path_known = _resolve(request.method, rest)
         if entry is None:
             if path_known:
                 return error_response(

@@ -7,6 +7,7 @@ from tracking.mlflow import (  # noqa: F401  (importing registers the routes)
     metrics,
     registry,
     runs,
+    server,
 )
 from tracking.mlflow.protocol import dispatch as mlflow_dispatch
 

@@ -21,6 +21,7 @@ from tracking.models import LatestMetric, Run
 
 POINTS = "tracking_metricpoint"
 SERIES = "tracking_latestmetric"
+RUNS = "tracking_run"
 STREAM_CHUNK = 10_000
 _COLUMNS = "step, timestamp, value, is_nan"
 
@@ -99,6 +100,27 @@ def history_stream(series: int) -> Iterator[list[tuple[int, int, float, bool]]]:
         if len(rows) < STREAM_CHUNK:
             return
         after = rows[-1]
+
+
+def history_bulk(run_pks: list[int], key: str, *, limit: int) -> list[tuple]:
+    """Up to `limit` points of metric `key` across the runs, in the order mlflow's store
+    gives them: by run id, then timestamp, step and value (NaN, stored as 0, where 0
+    is). Rows: (run_uuid, step, timestamp, value, is_nan)."""
+    if not run_pks or limit <= 0:
+        return []
+    marks = ", ".join(["%s"] * len(run_pks))
+    sql = f"""
+        SELECT r.run_uuid, p.step, p.timestamp, p.value, p.is_nan
+        FROM {POINTS} p
+        JOIN {SERIES} s ON s.id = p.series_id
+        JOIN {RUNS} r ON r.id = s.run_id
+        WHERE s.run_id IN ({marks}) AND s.key = %s
+        ORDER BY r.run_uuid, p.timestamp, p.step, p.value, p.is_nan
+        LIMIT %s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*run_pks, key, limit])
+        return cursor.fetchall()
 
 
 def sampled_history(

@@ -136,13 +136,13 @@ FILL: dict[str, Callable[[Scene], str]] = {
 }
 
 
-def _raw(method: str, pattern: str) -> bool:
-    """Whether the route reads its body itself (artifact uploads): its arguments are in
-    the query string then."""
+def _route(method: str, pattern: str):
     import tracking.mlflow.urls  # noqa: F401  (importing it registers every route)
     from tracking.mlflow.protocol import routes
 
-    return any(r.raw for r in routes() if (r.method, r.pattern) == (method, pattern))
+    found = [r for r in routes() if (r.method, r.pattern) == (method, pattern)]
+    assert len(found) == 1, f"no protocol route {method} {pattern}"
+    return found[0]
 
 
 def _call(
@@ -153,22 +153,30 @@ def _call(
     *,
     label: str = "",
     writes: bool | None = None,
+    upload: bytes | None = None,
     **fill: Callable[[Scene], str],
-) -> Row:
-    """A protocol route called with `args`: the query string of a GET and of the raw
-    (artifact) routes, the JSON body otherwise; `fill` overrides FILL. Write routes
-    (the method is not GET and `expect` is WRITES) must change something where allowed.
+) -> list[Row]:
+    """A protocol route called with `args`, once under each prefix it is served under
+    (api/ and ajax-api/ take the same rows): the query string of a GET and of the raw
+    (artifact) routes, the JSON body otherwise; a raw route's body is `upload` (or
+    `args`, when they are bytes); `fill` overrides FILL. Write routes (the method is
+    not GET and `expect` is WRITES) must change something where allowed.
     """
     expect = expect or (READS if method == "GET" else WRITES)
     fill = {**FILL, **fill}
+    route = _route(method, pattern)
 
-    def url(s: Scene) -> str:
-        path = pattern
-        for name, value in fill.items():
-            path = path.replace(f"<path:{name}>", value(s)).replace(f"<{name}>", quote(value(s)))
-        return f"{s.tracking_path}/api/{path}"
+    def url(path: str) -> Callable[[Scene], str]:
+        def at(s: Scene) -> str:
+            filled = path
+            for name, value in fill.items():
+                filled = filled.replace(f"<path:{name}>", value(s))
+                filled = filled.replace(f"<{name}>", quote(value(s)))
+            return f"{s.tracking_path}/{filled}"
 
-    in_query = method == "GET" or _raw(method, pattern)
+        return at
+
+    in_query = method == "GET" or route.raw
     values = (lambda s: args(s)) if callable(args) else (lambda s: args)
 
     def query(s: Scene) -> str:
@@ -177,19 +185,24 @@ def _call(
 
     def body(s: Scene):
         given = values(s)
+        if upload is not None:
+            return upload
         return given if isinstance(given, bytes) or not in_query else None
 
-    return Row(
-        label or f"mlflow {method} {pattern}",
-        protocol_key(method, pattern),
-        method.lower(),
-        expect,
-        kind="api",
-        url=url,
-        query=query,
-        body=body,
-        writes=(expect is WRITES) if writes is None else writes,
-    )
+    return [
+        Row(
+            f"{label} ({path})" if label else f"mlflow {method} {path}",
+            protocol_key(method, path),
+            method.lower(),
+            expect,
+            kind="api",
+            url=url(path),
+            query=query,
+            body=body,
+            writes=(expect is WRITES) if writes is None else writes,
+        )
+        for path in route.paths
+    ]
 
 
 def _exp(s: Scene, **more) -> dict:
@@ -212,7 +225,9 @@ A = "2.0/mlflow"
 ARTIFACTS = "2.0/mlflow-artifacts"
 TS = 1_700_000_000_000
 
-MLFLOW: list[Row] = [
+_CALLS: list[list[Row]] = [
+    # The server's version, at the URI's root
+    _call("GET", "version"),
     # Experiments
     _call("POST", f"{A}/experiments/create", {"name": "new-exp"}),
     _call("GET", f"{A}/experiments/get", _exp),
@@ -270,6 +285,12 @@ MLFLOW: list[Row] = [
         ),
     ),
     _call("POST", f"{A}/runs/search", lambda s: {"experiment_ids": [str(s.experiment.pk)]}, READS),
+    _call(  # ajax-api/ only
+        "POST",
+        f"{A}/experiments/search-datasets",
+        lambda s: {"experiment_ids": [str(s.experiment.pk), "0"]},
+        READS,
+    ),
     _call(
         "POST",
         f"{A}/runs/outputs",
@@ -296,6 +317,11 @@ MLFLOW: list[Row] = [
         "GET",
         f"{A}/metrics/get-history-bulk-interval",
         lambda s: {"run_ids": [s.run.run_uuid], "metric_key": "loss"},
+    ),
+    _call(  # ajax-api/ only
+        "GET",
+        f"{A}/metrics/get-history-bulk",
+        lambda s: {"run_id": [s.run.run_uuid], "metric_key": "loss"},
     ),
     # Registered models
     _call("POST", f"{A}/registered-models/create", {"name": "new-model"}),
@@ -357,6 +383,15 @@ MLFLOW: list[Row] = [
     _call("GET", f"{ARTIFACTS}/artifacts", lambda s: {"path": s.run_artifacts}),
     _call("DELETE", f"{ARTIFACTS}/artifacts/<path:artifact_path>"),
     _call("GET", f"{A}/artifacts/list", _run_args),
+    # The legacy run-artifact endpoints: get-artifact at the URI's root, upload-artifact
+    # under ajax-api/ only.
+    _call("GET", "get-artifact", lambda s: {"run_uuid": s.run.run_uuid, "path": "hello.txt"}),
+    _call(
+        "POST",
+        f"{A}/upload-artifact",
+        lambda s: {"run_uuid": s.run.run_uuid, "path": "ui/uploaded.txt"},
+        upload=b"uploaded",
+    ),
     *(
         _call("POST", f"{ARTIFACTS}/mpu/{step}/<path:artifact_path>", None, NOT_OFFERED_WRITE)
         for step in ("create", "complete", "abort")
@@ -365,3 +400,5 @@ MLFLOW: list[Row] = [
     _call("POST", f"{A}/artifacts/presigned-upload-url", None, NOT_OFFERED_WRITE),
     _call("POST", f"{A}/artifacts/presigned-download-url", None, NOT_OFFERED_READ),
 ]
+
+MLFLOW: list[Row] = [row for rows in _CALLS for row in rows]

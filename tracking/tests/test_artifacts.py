@@ -702,3 +702,220 @@ def store_for_url(url: str):
     from tracking.artifacts import store_for_root
 
     return store_for_root(url)
+
+
+# --- Bodies without Content-Length (chunked), as gunicorn hands them over ----------------
+
+
+def _chunks(total: int, size: int = 64 * 1024):
+    """A body `requests` can only send chunked: a generator."""
+    block = bytes(range(256)) * (size // 256)
+    sent = 0
+    while sent < total:
+        piece = block[: min(size, total - sent)]
+        sent += len(piece)
+        yield piece
+
+
+def _bytes_of(total: int) -> bytes:
+    return b"".join(_chunks(total))
+
+
+def test_chunked_uploads_stream_in(gunicorn_tracking, cast, monkeypatch, tmp_path):
+    """The mlflow client uploads an empty file chunked (requests sends a body of unknown
+    or zero length so); a streamed body is read to its end, not refused with 411."""
+    import mlflow
+
+    served = gunicorn_tracking()
+    served.use("contributor", monkeypatch)
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    mlflow.set_experiment("chunked")
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(empty))
+        mlflow.log_artifact(str(empty), artifact_path="nested")
+    files = mlflow.MlflowClient().list_artifacts(run.info.run_id)
+    assert [(f.path, f.is_dir, f.file_size) for f in files] == [
+        ("empty.txt", False, 0),
+        ("nested", True, None),
+    ]
+    root = run.info.artifact_uri.removeprefix("mlflow-artifacts:/")
+    put = api(
+        served, "contributor", "PUT", f"{ARTIFACTS}/{root}/streamed.bin", data=_chunks(3_000_000)
+    )
+    assert put.request.headers.get("Transfer-Encoding") == "chunked"
+    assert "Content-Length" not in put.request.headers
+    assert put.status_code == 200, put.text
+    got = api(served, "reader", "GET", f"{ARTIFACTS}/{root}/streamed.bin")
+    assert got.content == _bytes_of(3_000_000)
+    denied = api(served, "reader", "PUT", f"{ARTIFACTS}/{root}/no.bin", data=_chunks(10))
+    assert denied.status_code == 403
+    # The UI's upload-artifact reads its body the same way.
+    ui = requests.post(
+        f"{served.uri}/ajax-api/2.0/mlflow/upload-artifact",
+        params={"run_uuid": run.info.run_id, "path": "ui/streamed.bin"},
+        data=_chunks(200_000),
+        headers={"Authorization": f"Bearer {served.tokens['contributor']}"},
+        timeout=60,
+    )
+    assert ui.request.headers.get("Transfer-Encoding") == "chunked"
+    assert ui.status_code == 200, ui.text
+    got = api(served, "reader", "GET", f"{ARTIFACTS}/{root}/ui/streamed.bin")
+    assert got.content == _bytes_of(200_000)
+
+
+def test_a_chunked_upload_over_the_limit_is_refused_like_a_sized_one(
+    gunicorn_tracking, cast, tmp_path
+):
+    """The limit holds while reading: the same 413 as a sized upload gets before reading,
+    and nothing of the body is left, neither the file nor the folders made for it."""
+    served = gunicorn_tracking(ARTIFACT_MAX_UPLOAD_BYTES="1000000")
+    sized = api(served, "owner", "PUT", f"{ARTIFACTS}/big/a/file.bin", data=b"x" * 1_000_001)
+    chunked = api(served, "owner", "PUT", f"{ARTIFACTS}/big/b/file.bin", data=_chunks(3_000_000))
+    assert chunked.request.headers.get("Transfer-Encoding") == "chunked"
+    assert (chunked.status_code, chunked.json()) == (sized.status_code, sized.json())
+    assert sized.status_code == 413
+    assert sized.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+    just_fits = api(served, "owner", "PUT", f"{ARTIFACTS}/ok/file.bin", data=_chunks(1_000_000))
+    assert just_fits.status_code == 200, just_fits.text
+    assert [(e.path, e.file_size) for e in store_for(cast.workspace).walk()] == [
+        ("ok/file.bin", 1_000_000)
+    ]
+    root = Path(cast.workspace.artifact_root)
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == [
+        "ok",
+        "ok/file.bin",
+    ]
+
+
+def test_the_development_server_refuses_a_chunked_body_it_cannot_read(tracking, cast):
+    """Django's own server (runserver, the tests' live server) hands the view no body
+    without Content-Length: it says so (411) rather than storing an empty file."""
+    url = urlsplit(tracking.uri)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(
+            (
+                f"PUT {url.path}/api/{ARTIFACTS}/chunked/file.bin HTTP/1.1\r\n"
+                f"Host: {url.netloc}\r\nAuthorization: Bearer {tracking.tokens['owner']}\r\n"
+                "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                "5\r\nhello\r\n0\r\n\r\n"
+            ).encode()
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b" 411 " in head.split(b"\r\n", 1)[0]
+    assert b"Content-Length" in body
+    assert list(store_for(cast.workspace).walk()) == []
+
+
+# --- The legacy run-artifact endpoints of mlflow's UI ---------------------------------------
+
+
+def legacy(tracking, who: str | None, method: str, path: str, **kwargs):
+    """A call below the tracking URI itself (get-artifact) or under ajax-api/."""
+    headers = {"Authorization": f"Bearer {tracking.tokens[who]}"} if who else {}
+    return requests.request(method, f"{tracking.uri}/{path}", headers=headers, timeout=60, **kwargs)
+
+
+def test_get_artifact_serves_a_file_of_the_run(tracking, cast, backend):
+    run = make_run(cast.workspace)
+    base = run.artifact_uri.removeprefix("mlflow-artifacts:/")
+    store = store_for(cast.workspace)
+    store.write(f"{base}/model/MLmodel", [b"flavors: {}"])
+    store.write(f"{base}/page.html", [b"<script>alert(1)</script>"])
+
+    def get(who="reader", **params):
+        return legacy(tracking, who, "GET", "get-artifact", params=params)
+
+    got = get(run_uuid=run.run_uuid, path="model/MLmodel")
+    assert got.status_code == 200, got.text
+    assert got.content == b"flavors: {}"
+    assert got.headers["Content-Disposition"] == 'attachment; filename="MLmodel"'
+    assert get(run_id=run.run_uuid, path="model/MLmodel").content == b"flavors: {}"
+    page = get(run_uuid=run.run_uuid, path="page.html")
+    assert page.headers["Content-Disposition"] == 'attachment; filename="page.html"'
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in page.headers["Content-Security-Policy"]
+
+    folder = get(run_uuid=run.run_uuid, path="model")
+    assert (folder.status_code, folder.json()) == (
+        400,
+        {
+            "error_code": "INVALID_PARAMETER_VALUE",
+            "message": "Artifact path refers to a directory, not a file: 'model'",
+        },
+    )
+    missing = get(run_uuid=run.run_uuid, path="model/nope")
+    assert (missing.status_code, missing.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+    for bad in ({"run_uuid": run.run_uuid}, {"path": "model/MLmodel"}):
+        assert get(**bad).json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    for attack in ("../../other/file", "/etc/passwd", "%2e%2e/x"):
+        refused = get(run_uuid=run.run_uuid, path=attack)
+        assert (refused.status_code, refused.json()["error_code"]) == (
+            400,
+            "INVALID_PARAMETER_VALUE",
+        )
+    # Another workspace's run is not there; access is the protocol's.
+    other = make_run(cast.other_workspace)
+    store_for(cast.other_workspace).write(
+        f"{other.artifact_uri.removeprefix('mlflow-artifacts:/')}/secret.txt", [b"secret"]
+    )
+    hidden = get("owner", run_uuid=other.run_uuid, path="secret.txt")
+    assert (hidden.status_code, hidden.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+    assert get("outsider", run_uuid=run.run_uuid, path="model/MLmodel").status_code == 404
+    assert get(None, run_uuid=run.run_uuid, path="model/MLmodel").status_code == 401
+
+
+def test_upload_artifact_stores_what_the_ui_sends(tracking, cast, settings, tmp_path):
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    run_id = client.create_run(client.create_experiment("ui-upload")).info.run_id
+    path = "2.0/mlflow/upload-artifact"
+
+    def post(params, data=b"\x89PNG plot", who="contributor", prefix="ajax-api"):
+        return legacy(tracking, who, "POST", f"{prefix}/{path}", params=params, data=data)
+
+    stored = post({"run_uuid": run_id, "path": "images/plot.png"})
+    assert stored.status_code == 200, stored.text
+    assert stored.content == b""  # as mlflow server answers
+    files = client.list_artifacts(run_id, "images")
+    assert [(f.path, f.file_size) for f in files] == [("images/plot.png", 9)]
+    out = client.download_artifacts(run_id, "images/plot.png", str(tmp_path))
+    assert Path(out).read_bytes() == b"\x89PNG plot"
+
+    def refused(response) -> tuple:
+        return response.status_code, response.json()["error_code"], response.json()["message"]
+
+    invalid = (400, "INVALID_PARAMETER_VALUE")
+    assert refused(post({"path": "a.txt"})) == (*invalid, "Request must specify run_uuid.")
+    assert refused(post({"run_uuid": run_id})) == (*invalid, "Request must specify path.")
+    assert refused(post({"run_uuid": run_id, "path": "e.txt"}, data=b"")) == (
+        *invalid,
+        "Request must specify data.",
+    )
+    assert refused(post({"run_uuid": run_id, "path": "big.bin"}, data=b"x" * (10 * 2**20 + 1))) == (
+        *invalid,
+        "Artifact size is too large. Max size is 10MB.",
+    )
+    assert refused(post({"run_uuid": run_id, "path": "../../escape.txt"}))[:2] == invalid
+    assert refused(post({"run_uuid": "no-such-run", "path": "a.txt"}))[:2] == (
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    )
+    assert post({"run_uuid": run_id, "path": "r.txt"}, who="reader").status_code == 403
+    assert post({"run_uuid": run_id, "path": "o.txt"}, who="outsider").status_code == 404
+    # mlflow server has it under ajax-api/ only.
+    assert refused(post({"run_uuid": run_id, "path": "a.txt"}, prefix="api"))[:2] == (
+        404,
+        "ENDPOINT_NOT_FOUND",
+    )
+    # A server limit below mlflow's 10 MB applies as it does to every upload.
+    settings.ARTIFACT_MAX_UPLOAD_BYTES = 100
+    assert refused(post({"run_uuid": run_id, "path": "c.bin"}, data=b"x" * 101))[:2] == (
+        413,
+        "REQUEST_LIMIT_EXCEEDED",
+    )
+    assert [f.path for f in client.list_artifacts(run_id)] == ["images"]

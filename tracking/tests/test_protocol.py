@@ -156,6 +156,93 @@ def test_unknown_endpoint_and_wrong_method(tracking):
     assert response.status_code == 405
 
 
+def test_ajax_api_serves_every_handler_with_the_same_access(tracking, monkeypatch):
+    """mlflow server serves its API under /ajax-api/ as well (its UI calls that prefix):
+    the same handlers, the same answers, the same roles."""
+    ajax = f"{tracking.uri}/ajax-api/2.0/mlflow"
+    owner = _headers(tracking)
+    created = requests.post(f"{ajax}/experiments/create", json={"name": "via-ajax"}, headers=owner)
+    assert created.status_code == 200, created.text
+    exp_id = created.json()["experiment_id"]
+    assert mlflow.MlflowClient().get_experiment(exp_id).name == "via-ajax"
+    run_id = mlflow.MlflowClient().create_run(exp_id).info.run_id
+    logged = requests.post(
+        f"{ajax}/runs/log-metric",
+        json={"run_id": run_id, "key": "m", "value": 2.5, "timestamp": 1, "step": 3},
+        headers=owner,
+    )
+    assert logged.status_code == 200, logged.text
+    for path, params in [
+        ("runs/get", {"run_id": run_id}),
+        ("metrics/get-history", {"run_id": run_id, "metric_key": "m"}),
+        ("experiments/get-by-name", {"experiment_name": "via-ajax"}),
+    ]:
+        via_api = requests.get(_api(tracking, path), params=params, headers=owner)
+        via_ajax = requests.get(f"{ajax}/{path}", params=params, headers=owner)
+        assert via_ajax.status_code == 200, via_ajax.text
+        assert via_ajax.json() == via_api.json()
+    reader = _headers(tracking, "reader")
+    assert requests.get(f"{ajax}/runs/get", params={"run_id": run_id}, headers=reader).ok
+    denied = requests.post(f"{ajax}/runs/delete", json={"run_id": run_id}, headers=reader)
+    assert (denied.status_code, denied.json()["error_code"]) == (403, "PERMISSION_DENIED")
+    hidden = requests.get(
+        f"{ajax}/runs/get", params={"run_id": run_id}, headers=_headers(tracking, "outsider")
+    )
+    assert hidden.status_code == 404
+    assert requests.get(f"{ajax}/runs/get", params={"run_id": run_id}).status_code == 401
+    # Artifacts too: a file put through one prefix is read through the other.
+    artifacts = "2.0/mlflow-artifacts/artifacts/x/file.txt"
+    put = requests.put(f"{tracking.uri}/ajax-api/{artifacts}", data=b"ajax", headers=owner)
+    assert put.status_code == 200, put.text
+    assert requests.get(f"{tracking.uri}/api/{artifacts}", headers=reader).content == b"ajax"
+    unknown = requests.get(f"{ajax}/no/such/thing", headers=owner)
+    assert (unknown.status_code, unknown.json()["error_code"]) == (404, "ENDPOINT_NOT_FOUND")
+    assert requests.get(f"{ajax}/runs/create", headers=owner).status_code == 405
+
+
+def test_one_routing_table_for_every_prefix():
+    """Each route answers under each of its prefixes with the one handler registered,
+    and under no other path."""
+    import tracking.mlflow.urls  # noqa: F401  (importing it registers every route)
+    from tracking.mlflow.protocol import _resolve, routes
+
+    for entry in routes():
+        for path in entry.paths:
+            concrete = path.replace("<path:artifact_path>", "a/b.txt")
+            concrete = concrete.replace("<model_id>", "m-1").replace("<path:tag_key>", "k")
+            found, _, _ = _resolve(entry.method, concrete)
+            assert found is entry, path
+        for other in {"api", "ajax-api", ""} - set(entry.prefixes):
+            path = f"{other}/{entry.pattern}" if other else entry.pattern
+            found, _, _ = _resolve(entry.method, path.replace("<path:artifact_path>", "a"))
+            assert found is not entry, path
+    # The dot of "2.0" is a dot, not any character.
+    assert _resolve("GET", "api/2x0/mlflow-artifacts/artifacts/a")[0] is None
+
+
+def test_version_is_what_the_client_reads(tracking, cast):
+    """The client asks the server's version before logging spans (3.4 or later); it gets
+    the installed mlflow's, as plain text, as mlflow server answers."""
+    from mlflow.store.tracking.rest_store import RestStore
+    from mlflow.tracking._tracking_service.utils import _get_store
+    from packaging.version import Version
+
+    RestStore._get_server_version.cache_clear()
+    store = _get_store()
+    assert isinstance(store, RestStore)
+    assert store._get_server_version(store.get_host_creds()) == Version(mlflow.__version__)
+    RestStore._get_server_version.cache_clear()
+    response = requests.get(f"{tracking.uri}/version", headers=_headers(tracking, "reader"))
+    assert (response.status_code, response.text) == (200, mlflow.__version__)
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert requests.get(f"{tracking.uri}/version").status_code == 401
+    outsider = requests.get(f"{tracking.uri}/version", headers=_headers(tracking, "outsider"))
+    assert outsider.status_code == 404
+    for elsewhere in ("api/version", "ajax-api/version", "api/2.0/mlflow/version"):
+        response = requests.get(f"{tracking.uri}/{elsewhere}", headers=_headers(tracking))
+        assert response.status_code == 404, elsewhere
+
+
 def test_bad_arguments_are_invalid_parameter_value(tracking):
     client = mlflow.MlflowClient()
     run_id = client.create_run(client.create_experiment("bad-args")).info.run_id

@@ -278,3 +278,170 @@ def test_history_pages_continue_past_infinite_values(tracking):
             break
     # Each page ends on one point; a page ending on ±inf must hand out a token that works.
     assert steps == [0, 1, 2, 3, 4]
+
+
+def test_history_bulk_as_mlflow_server_answers(tracking, cast, monkeypatch):
+    """The UI's legacy bulk history: points of all the runs asked for, by run id, then
+    timestamp, step and value; max_results caps them all together; ids of no run here
+    (another workspace's included) are passed over."""
+    import requests
+
+    client = mlflow.MlflowClient()
+    exp = client.create_experiment("bulk-history")
+    run_ids = [client.create_run(exp).info.run_id for _ in range(3)]
+    logged = {}
+    for n, run_id in enumerate(run_ids):
+        points = [
+            Metric("loss", float(i + n), 2000 - i * 10, i) for i in range(5)
+        ]  # later steps, earlier timestamps: the order is by timestamp
+        points += [Metric("loss", 7.0, 2000, 0), Metric("loss", -1.0, 2000, 0)]  # ties: by value
+        points.append(Metric("loss", math.nan, 5000, 9))
+        client.log_batch(run_id, metrics=points)
+        client.log_metric(run_id, "other", 1.0)
+        logged[run_id] = points
+    url = tracking.uri + "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
+    headers = {"Authorization": f"Bearer {tracking.tokens['reader']}"}
+
+    def get(**params):
+        return requests.get(url, params=params, headers=headers, timeout=60)
+
+    answer = get(run_id=[run_ids[2], "no-such-run", run_ids[0], run_ids[1]], metric_key="loss")
+    assert answer.status_code == 200, answer.text
+    expected = sorted(
+        (
+            {
+                "key": "loss",
+                "value": "NaN" if math.isnan(m.value) else m.value,
+                "timestamp": m.timestamp,
+                "step": m.step,
+                "run_id": run_id,
+            }
+            for run_id, points in logged.items()
+            for m in points
+        ),
+        key=lambda m: (
+            m["run_id"],
+            m["timestamp"],
+            m["step"],
+            0 if m["value"] == "NaN" else m["value"],
+        ),
+    )
+    assert answer.json() == {"metrics": expected}
+    capped = get(run_id=run_ids, metric_key="loss", max_results=10).json()["metrics"]
+    assert capped == expected[:10]
+    assert get(run_id=run_ids, metric_key="loss", max_results=0).json() == {"metrics": []}
+    assert get(run_id=run_ids[0], metric_key="absent").json() == {"metrics": []}
+
+    def refused(**params) -> tuple:
+        response = get(**params)
+        return response.status_code, response.json()["error_code"], response.json()["message"]
+
+    invalid = (400, "INVALID_PARAMETER_VALUE")
+    assert refused(metric_key="loss") == (
+        *invalid,
+        "GetMetricHistoryBulk request must specify at least one run_id.",
+    )
+    assert refused(run_id=[f"r{i}" for i in range(101)], metric_key="loss") == (
+        *invalid,
+        "GetMetricHistoryBulk request cannot specify more than 100 run_ids. Received 101 run_ids.",
+    )
+    assert refused(run_id=run_ids[0]) == (
+        *invalid,
+        "GetMetricHistoryBulk request must specify a metric_key.",
+    )
+    assert refused(run_id=run_ids[0], metric_key="loss", max_results=-1)[:2] == invalid
+    assert refused(run_id=run_ids[0], metric_key="loss", max_results="ten")[:2] == invalid
+    # mlflow server serves it under ajax-api/ only.
+    under_api = requests.get(
+        url.replace("/ajax-api/", "/api/"),
+        params={"run_id": run_ids[0], "metric_key": "loss"},
+        headers=headers,
+        timeout=60,
+    )
+    assert (under_api.status_code, under_api.json()["error_code"]) == (404, "ENDPOINT_NOT_FOUND")
+    # Another workspace's run, named through ours, gives nothing.
+    other_uri = tracking.uri_for(cast.other_workspace)
+    outsider = tracking.client("outsider", monkeypatch, uri=other_uri)
+    foreign = outsider.create_run(outsider.create_experiment("foreign")).info.run_id
+    outsider.log_metric(foreign, "loss", 1.0)
+    assert get(run_id=[foreign, run_ids[0]], metric_key="loss").json()["metrics"] == [
+        m for m in expected if m["run_id"] == run_ids[0]
+    ]
+
+
+def test_search_datasets_summarises_the_inputs_of_experiments(tracking, cast, monkeypatch):
+    """The UI's `experiments/search-datasets`: one summary per (experiment, name, digest,
+    context) the runs logged, without a context where none was given."""
+    import pandas as pd
+    import requests
+
+    train = mlflow.data.from_pandas(pd.DataFrame({"x": [1, 2], "y": [0, 1]}), name="train")
+    test = mlflow.data.from_pandas(pd.DataFrame({"x": [3], "y": [1]}), name="test")
+    first = mlflow.set_experiment("datasets-a").experiment_id
+    for _ in range(2):  # the same input twice: one summary
+        with mlflow.start_run():
+            mlflow.log_input(train, context="training")
+    with mlflow.start_run():
+        mlflow.log_input(train, context="eval")
+        mlflow.log_input(test)
+    second = mlflow.set_experiment("datasets-b").experiment_id
+    with mlflow.start_run():
+        mlflow.log_input(test, context="testing")
+    mlflow.set_experiment("datasets-none")
+
+    url = tracking.uri + "/ajax-api/2.0/mlflow/experiments/search-datasets"
+    headers = {"Authorization": f"Bearer {tracking.tokens['reader']}"}
+
+    def search(experiment_ids, prefix_url=url):
+        return requests.post(
+            prefix_url, json={"experiment_ids": experiment_ids}, headers=headers, timeout=60
+        )
+
+    answer = search([first, second])
+    assert answer.status_code == 200, answer.text
+    summaries = answer.json()["dataset_summaries"]
+
+    def summary(experiment_id, dataset, context=None):
+        found = {"experiment_id": experiment_id, "name": dataset.name, "digest": dataset.digest}
+        return {**found, "context": context} if context else found
+
+    key = lambda s: sorted(s.items())  # noqa: E731
+    assert sorted(summaries, key=key) == sorted(
+        [
+            summary(first, train, "training"),
+            summary(first, train, "eval"),
+            summary(first, test),
+            summary(second, test, "testing"),
+        ],
+        key=key,
+    )
+    assert search([second]).json() == {"dataset_summaries": [summary(second, test, "testing")]}
+    assert search(["0"]).json() == {}  # the default experiment, empty (or not made yet)
+
+    def refused(experiment_ids) -> tuple:
+        response = search(experiment_ids)
+        return response.status_code, response.json()["error_code"], response.json()["message"]
+
+    invalid = (400, "INVALID_PARAMETER_VALUE")
+    assert refused([]) == (
+        *invalid,
+        "SearchDatasets request must specify at least one experiment_id.",
+    )
+    assert refused([str(i) for i in range(1, 22)]) == (
+        *invalid,
+        "SearchDatasets request cannot specify more than 20 experiment_ids. "
+        "Received 21 experiment_ids.",
+    )
+    assert refused(["abc"]) == (
+        *invalid,
+        "Invalid experiment ID 'abc'. Experiment ID must be a valid integer.",
+    )
+    # mlflow server serves it under ajax-api/ only.
+    under_api = search([first], url.replace("/ajax-api/", "/api/"))
+    assert (under_api.status_code, under_api.json()["error_code"]) == (404, "ENDPOINT_NOT_FOUND")
+    # An experiment of another workspace, named through ours, gives nothing.
+    outsider = tracking.client("outsider", monkeypatch, uri=tracking.uri_for(cast.other_workspace))
+    foreign = outsider.create_experiment("foreign")
+    with mlflow.start_run(experiment_id=foreign):
+        mlflow.log_input(train, context="training")
+    assert search([foreign]).json() == {}
