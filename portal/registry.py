@@ -89,6 +89,10 @@ class JobKind:
     max_attempts: int = 3
     retry_delays: tuple[int, ...] = (30, 120)
     stale_after: timedelta = timedelta(minutes=10)
+    # Called with the job when it fails for good (its error set), after its row is
+    # saved, inside no transaction of its own: a kind that mirrors its status elsewhere
+    # (a remote run's MLflow run) follows it here.
+    on_fail: Callable[[Job], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 J = TypeVar("J", bound=Job)
 Status = Job.Status
 WAITING = "Waiting for a worker"
+WORKER_LOST = "Worker lost: no heartbeat from the worker running it"
 
 
 def job_create(
@@ -208,8 +209,14 @@ def job_fail(job: J, exc: BaseException) -> J:
     if retry:
         job_enqueue(job, countdown=retry_delay(job))
     else:
-        _audit_failure(job, kind)
+        _failed_for_good(job, kind)
     return job
+
+
+def _failed_for_good(job: Job, kind: registry.JobKind) -> None:
+    _audit_failure(job, kind)
+    if kind.on_fail is not None:
+        kind.on_fail(job)
 
 
 def retry_delay(job: Job) -> int:
@@ -275,7 +282,11 @@ def job_retry(*, actor: AbstractBaseUser, job: J) -> J:
 
 def jobs_recover(*, stale_after: timedelta | None = None) -> list[UUID]:
     """Re-send every unfinished job nobody has touched for its kind's `stale_after` (or
-    the one given): its message was lost, or its worker died. Returns their ids."""
+    the one given): its message was lost, or its worker died. Returns their ids.
+
+    A running job whose worker died on its last allowed attempt is not sent again: it
+    fails with "Worker lost" (a kind with `max_attempts=1`, such as a remote run, is
+    never re-run behind its owner's back)."""
     now = timezone.now()
     recovered: list[UUID] = []
     for kind in registry.job_kinds():
@@ -283,6 +294,12 @@ def jobs_recover(*, stale_after: timedelta | None = None) -> list[UUID]:
         stale = kind.model.objects.filter(
             kind=kind.name, status__in=Job.UNFINISHED, updated_at__lt=now - limit
         )
+        exhausted = stale.filter(status=Status.RUNNING, attempts__gte=kind.max_attempts)
+        for job in kind.model.objects.filter(pk__in=list(exhausted.values_list("pk", flat=True))):
+            log.warning("Job %s (%s) lost its worker on its last attempt", job.pk, job.kind)
+            job_fail(job, StudioError(WORKER_LOST))
+            recovered.append(job.pk)
+        stale = stale.exclude(status=Status.RUNNING, attempts__gte=kind.max_attempts)
         ids = list(stale.values_list("pk", flat=True))
         if not ids:
             continue

@@ -294,3 +294,19 @@ def test_a_broker_that_is_down_leaves_the_job_queued_for_recovery(cast, kinds, m
     job = _create(cast)
     jobs.job_enqueue(job)  # logged, not raised
     assert DeletionJob.objects.get(pk=job.pk).status == Status.QUEUED
+
+
+def test_a_job_whose_worker_died_on_its_last_attempt_fails_as_worker_lost(cast, kinds, sent):
+    failed: list[str] = []
+    _kind(name="once", max_attempts=1, on_fail=lambda job: failed.append(job.error))
+    _kind(name="thrice", max_attempts=3)
+    once, thrice = _create(cast, kind="once"), _create(cast, kind="thrice")
+    hour_ago = timezone.now() - timedelta(hours=1)
+    DeletionJob.objects.update(status=Status.RUNNING, attempts=1, updated_at=hour_ago)
+    sent.clear()
+    assert set(services.jobs_recover()) == {once.pk, thrice.pk}
+    once.refresh_from_db()
+    assert once.status == Status.FAILED and once.error.startswith("Worker lost")
+    assert failed == [once.error]
+    assert DeletionJob.objects.get(pk=thrice.pk).status == Status.QUEUED
+    assert sent == [(str(thrice.pk), None)]  # only the one with attempts left goes again
