@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_MAX_TOTAL_BYTES",
     "SnapshotError",
     "SnapshotInfo",
+    "inspect_snapshot",
     "snapshot_hash",
     "unpack_snapshot",
 ]
@@ -145,6 +146,24 @@ def _plan(infos: Iterable[zipfile.ZipInfo], max_files: int, max_total_bytes: int
 
 def _mib(n: int) -> str:
     return f"{n / 1024 / 1024:.0f} MiB"
+
+
+def inspect_snapshot(
+    source: Path | BinaryIO,
+    *,
+    max_files: int = DEFAULT_MAX_FILES,
+    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+) -> list[tuple[str, int]]:
+    """The files of a zip (a path or a seekable binary file), as (path, size), after the
+    same checks `unpack_snapshot` makes on its central directory (names, kinds,
+    duplicates, limits). Raises SnapshotError; reads no member's data."""
+    try:
+        archive = zipfile.ZipFile(source)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise SnapshotError(f"not a readable zip file: {exc}") from exc
+    with archive:
+        members = _plan(archive.infolist(), max_files, max_total_bytes)
+    return [("/".join(m.parts), m.info.file_size) for m in members if not m.is_dir]
 
 
 def unpack_snapshot(

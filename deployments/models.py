@@ -1,1 +1,0 @@
-"""Deployment models: compute, environments, remote runs, images, web services, drift."""

@@ -1,1 +1,0 @@
-"""Writes of the deployments app (services named <entity>_<action>)."""
