@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class DeploymentsConfig(AppConfig):
     name = "deployments"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # What portal calls without naming us: the remote-run job kind, the run_cancel
+        # hook, our part of a workspace purge (stop remote runs before runs go).
+        from deployments.services import jobs
+
+        jobs.register()

@@ -295,6 +295,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+# The queue of every workspace's `local` compute target: the default one, which the
+# worker `make run` starts consumes. Other targets get `compute-<id>`.
+COMPUTE_LOCAL_QUEUE = env_str("COMPUTE_LOCAL_QUEUE", "celery")
 CELERY_BEAT_SCHEDULE = {
     "purge-expired-tokens": {"task": "portal.tasks.purge_expired_tokens", "schedule": 3600.0},
 }

@@ -1,0 +1,7 @@
+"""Deployment models: compute targets and their workers, environments, remote runs."""
+
+from deployments.models.compute import ComputeTarget, ComputeWorker
+from deployments.models.environments import Environment
+from deployments.models.jobs import RemoteJob, Stage
+
+__all__ = ["ComputeTarget", "ComputeWorker", "Environment", "RemoteJob", "Stage"]

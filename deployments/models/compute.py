@@ -1,0 +1,77 @@
+"""Compute targets (named per workspace, one Celery queue each) and their workers."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from portal.models import Workspace
+
+LOCAL = "local"
+
+
+class ComputeTarget(models.Model):
+    """A named place remote runs go to, served by the workers consuming its queue.
+    `max_nodes` caps how many of its jobs run at once. Every workspace has a `local`
+    one (made on first use), served by the worker `make run` starts."""
+
+    class Kind(models.TextChoices):
+        CELERY = "celery", "Celery workers"
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="compute_targets"
+    )
+    name = models.CharField(max_length=24)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CELERY)
+    description = models.CharField(max_length=500, blank=True)
+    max_nodes = models.PositiveIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                "workspace", Lower("name"), name="compute_target_name_unique_ci"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_local(self) -> bool:
+        return self.name == LOCAL
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue its workers consume."""
+        if self.is_local:
+            return settings.COMPUTE_LOCAL_QUEUE
+        return f"compute-{self.pk}"
+
+
+class ComputeWorker(models.Model):
+    """A worker process serving a target, as its last heartbeat described it."""
+
+    target = models.ForeignKey(ComputeTarget, on_delete=models.CASCADE, related_name="workers")
+    hostname = models.CharField(max_length=255)
+    slots = models.PositiveIntegerField(default=1)
+    version = models.CharField(max_length=64, blank=True)
+    last_seen = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [
+            models.UniqueConstraint(fields=["target", "hostname"], name="compute_worker_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} ({self.target})"

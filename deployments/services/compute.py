@@ -1,0 +1,151 @@
+"""Compute targets: create, update, delete, the lazy `local` one, worker heartbeats."""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from deployments.models import ComputeTarget, ComputeWorker, RemoteJob
+from deployments.models.compute import LOCAL
+from portal.errors import AlreadyExists, InvalidParameter, NotFound
+from portal.models import Job, Workspace
+from portal.services import audit_record
+
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,23}$")
+NAME_RULE = "2 to 24 characters: letters, digits and hyphens, starting with a letter"
+MAX_NODES = 100
+LOCAL_MAX_NODES = 2
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InvalidParameter(f"Invalid compute target name {str(name)[:50]!r}: {NAME_RULE}.")
+    return name
+
+
+def _check_max_nodes(max_nodes: int) -> int:
+    if isinstance(max_nodes, bool) or not isinstance(max_nodes, int):
+        raise InvalidParameter("max_nodes must be a whole number from 1 to 100.")
+    if not 1 <= max_nodes <= MAX_NODES:
+        raise InvalidParameter(f"max_nodes must be from 1 to {MAX_NODES}; got {max_nodes}.")
+    return max_nodes
+
+
+def compute_target_local(*, workspace: Workspace) -> ComputeTarget:
+    """The workspace's `local` target, made (by the system) the first time it is needed."""
+    target = ComputeTarget.objects.filter(workspace=workspace, name=LOCAL).first()
+    if target is not None:
+        return target
+    try:
+        with transaction.atomic():
+            target = ComputeTarget.objects.create(
+                workspace=workspace,
+                name=LOCAL,
+                description="The studio's own worker",
+                max_nodes=LOCAL_MAX_NODES,
+            )
+            audit_record(actor=None, action="create", target=target)
+            return target
+    except IntegrityError:  # made meanwhile by a concurrent request
+        return ComputeTarget.objects.get(workspace=workspace, name=LOCAL)
+
+
+def compute_target_get(*, workspace: Workspace, name: str) -> ComputeTarget:
+    """A target by name (case-insensitive); `local` is made on first use."""
+    if str(name).lower() == LOCAL:
+        return compute_target_local(workspace=workspace)
+    target = ComputeTarget.objects.filter(workspace=workspace, name__iexact=name).first()
+    if target is None:
+        raise NotFound(f"No compute target named '{str(name)[:50]}' in this workspace.")
+    return target
+
+
+@transaction.atomic
+def compute_target_create(
+    *,
+    actor: AbstractBaseUser,
+    workspace: Workspace,
+    name: str,
+    max_nodes: int = 1,
+    description: str = "",
+) -> ComputeTarget:
+    _check_name(name)
+    _check_max_nodes(max_nodes)
+    compute_target_local(workspace=workspace)  # so `local` is taken like any other name
+    if ComputeTarget.objects.filter(workspace=workspace, name__iexact=name).exists():
+        raise AlreadyExists(f"A compute target named '{name}' already exists in this workspace.")
+    try:
+        with transaction.atomic():
+            target = ComputeTarget.objects.create(
+                workspace=workspace,
+                name=name,
+                max_nodes=max_nodes,
+                description=(description or "")[:500],
+                created_by=actor,
+            )
+    except IntegrityError:
+        raise AlreadyExists(
+            f"A compute target named '{name}' already exists in this workspace."
+        ) from None
+    audit_record(actor=actor, action="create", target=target, changes={"max_nodes": max_nodes})
+    return target
+
+
+@transaction.atomic
+def compute_target_update(
+    *,
+    actor: AbstractBaseUser,
+    target: ComputeTarget,
+    description: str | None = None,
+    max_nodes: int | None = None,
+) -> ComputeTarget:
+    target = ComputeTarget.objects.select_for_update().get(pk=target.pk)
+    changes: dict = {}
+    if description is not None and description[:500] != target.description:
+        changes["description"] = [target.description, description[:500]]
+        target.description = description[:500]
+    if max_nodes is not None and _check_max_nodes(max_nodes) != target.max_nodes:
+        changes["max_nodes"] = [target.max_nodes, max_nodes]
+        target.max_nodes = max_nodes
+    if changes:
+        target.save(update_fields=["description", "max_nodes"])
+        audit_record(actor=actor, action="update", target=target, changes=changes)
+    return target
+
+
+@transaction.atomic
+def compute_target_delete(*, actor: AbstractBaseUser, target: ComputeTarget) -> None:
+    """Delete a target; refused for `local` and while it has unfinished jobs. Ended jobs
+    keep its name."""
+    target = ComputeTarget.objects.select_for_update().get(pk=target.pk)
+    if target.is_local:
+        raise InvalidParameter("The 'local' compute target cannot be deleted.")
+    unfinished = RemoteJob.objects.filter(compute_target=target, status__in=Job.UNFINISHED)
+    count = unfinished.count()
+    if count:
+        raise InvalidParameter(
+            f"Compute target '{target.name}' has {count} unfinished job"
+            f"{'s' if count != 1 else ''}; cancel them or wait for them to end first."
+        )
+    audit_record(actor=actor, action="delete", target=target)
+    target.delete()
+
+
+def compute_worker_heartbeat(
+    *, target_id: int, hostname: str, slots: int = 1, version: str = ""
+) -> dict:
+    """A worker of a target says it is alive (plain ids in, plain data out)."""
+    if not hostname or len(hostname) > 255:
+        raise InvalidParameter("hostname must be 1 to 255 characters.")
+    if not ComputeTarget.objects.filter(pk=target_id).exists():
+        raise NotFound(f"No compute target with id={target_id}.")
+    now = timezone.now()
+    worker, _ = ComputeWorker.objects.update_or_create(
+        target_id=target_id,
+        hostname=hostname,
+        defaults={"slots": max(int(slots), 1), "version": (version or "")[:64], "last_seen": now},
+    )
+    return {"target_id": target_id, "hostname": worker.hostname, "last_seen": now.isoformat()}
