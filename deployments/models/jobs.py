@@ -41,7 +41,8 @@ class RemoteJob(Job):
     """A script run on a compute target for a tracking run (the MLflow run it logs to).
 
     The target may be deleted once the job has ended (its name stays in
-    `compute_name`); the environment version it used may not."""
+    `compute_name`); the environment version it used may not (RESTRICT, not PROTECT:
+    deleting the whole workspace still takes both)."""
 
     run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="remote_job")
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
@@ -49,7 +50,7 @@ class RemoteJob(Job):
         ComputeTarget, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
     compute_name = models.CharField(max_length=24)
-    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="jobs")
+    environment = models.ForeignKey(Environment, on_delete=models.RESTRICT, related_name="jobs")
     snapshot_hash = models.CharField(max_length=64)
     script = models.CharField(max_length=500)
     arguments = models.JSONField(default=list)

@@ -278,3 +278,13 @@ def test_the_workspace_purge_stops_remote_runs_before_runs_go(cast, sent):
         assert jobs.remote_job_heartbeat(job_id=job.pk)["cancel_requested"]
         assert _run(job).status == RunStatus.KILLED
     assert RemoteJob.objects.get(pk=done.pk).stage == Stage.COMPLETED
+
+
+def test_an_environment_in_use_stays_but_the_workspace_can_go(cast, sent):
+    from django.db.models import RestrictedError
+
+    job = submit(cast)
+    with pytest.raises(RestrictedError):
+        job.environment.delete()
+    cast.workspace.delete()
+    assert not RemoteJob.objects.exists()
