@@ -93,6 +93,9 @@ class JobKind:
     # saved, inside no transaction of its own: a kind that mirrors its status elsewhere
     # (a remote run's MLflow run) follows it here.
     on_fail: Callable[[Job], None] | None = None
+    # Whether `job_retry` may queue a failed job again; a kind whose retry means
+    # something else (a remote run is submitted again, as a new run) says False.
+    retryable: bool = True
 
 
 @dataclass(frozen=True)

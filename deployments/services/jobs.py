@@ -570,6 +570,7 @@ def register() -> None:
             max_attempts=1,
             stale_after=timedelta(minutes=3),
             on_fail=on_job_failed,
+            retryable=False,  # a remote run is submitted again, as a new MLflow run
         )
     )
     registry.register_hook("run_cancel", on_run_cancel)

@@ -288,3 +288,11 @@ def test_an_environment_in_use_stays_but_the_workspace_can_go(cast, sent):
         job.environment.delete()
     cast.workspace.delete()
     assert not RemoteJob.objects.exists()
+
+
+def test_the_generic_retry_refuses_a_remote_run(cast, sent):
+    job = _claimed(cast)
+    jobs.remote_job_report(job_id=job.pk, stage="failed", exit_code=1)
+    with pytest.raises(InvalidParameter, match="cannot be retried"):
+        portal_jobs.job_retry(actor=cast.owner, job=RemoteJob.objects.get(pk=job.pk))
+    assert RemoteJob.objects.get(pk=job.pk).status == Status.FAILED

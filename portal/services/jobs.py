@@ -263,6 +263,8 @@ def describe_text(text: str) -> str:
 def job_retry(*, actor: AbstractBaseUser, job: J) -> J:
     """Queue a failed job again; it carries on where it stopped."""
     job = type(job).objects.select_for_update().get(pk=job.pk)
+    if not registry.job_kind(job.kind).retryable:
+        raise InvalidParameter(f"A {job.kind_label.lower()} job cannot be retried as it is.")
     if job.status != Status.FAILED:
         raise InvalidParameter("Only a failed job can be retried.")
     job.status = Status.QUEUED
