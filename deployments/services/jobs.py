@@ -441,13 +441,6 @@ def _log_path(run: Run) -> str:
     return join(artifact_uri_path(run.artifact_uri), LOG_PATH)
 
 
-def _read_all(store, path: str) -> bytes:
-    if not store.exists(path):
-        return b""
-    with store.open(path) as reader:
-        return b"".join(reader)
-
-
 def remote_job_log_append(*, job_id, offset: int, text: str, target_id: int | None = None) -> dict:
     """Append the script's output to the run's logs/std_log.txt, at byte `offset` (the
     log's size as the worker knows it): a retried append of the same offset adds
@@ -475,12 +468,13 @@ def remote_job_log_append(*, job_id, offset: int, text: str, target_id: int | No
                     f"The run's log is limited to {LOG_MAX_BYTES // (1024 * 1024)} MiB."
                 )
             run = Run.objects.get(pk=job.run_id)
-            workspace = Workspace.objects.get(pk=job.workspace_id)
-            store = store_for(workspace)
-            path = _log_path(run)
-            # The store has no append: the file is rewritten, under the job's row lock.
-            current = _read_all(store, path)[: job.log_bytes]
-            store.write(path, [current, new])
+            store = store_for(Workspace.objects.get(pk=job.workspace_id))
+            # In place where the store can; cut at log_bytes, so a write that failed
+            # halfway is overwritten by its retry. Serialised by the job's row lock.
+            try:
+                store.append(_log_path(run), job.log_bytes, new)
+            except ValueError as exc:  # the file lost its end (the run's files purged)
+                raise InvalidParameter(f"The run's log cannot be appended to: {exc}") from None
             job.log_bytes += len(new)
             fields = {"log_bytes": job.log_bytes}
             if job.status == Status.RUNNING:
@@ -503,12 +497,15 @@ def remote_job_log_read(*, job_id, offset: int = 0, limit: int = 64 * 1024) -> d
     text = ""
     end = min(offset, size)
     if offset < size:
-        data = _read_all(store_for(job.workspace), _log_path(job.run))[:size]
-        end = min(offset + limit, size)
-        # Never split a UTF-8 character: stop before a continuation byte.
-        while offset < end < size and (data[end] & 0xC0) == 0x80:
-            end -= 1
-        text = data[offset:end].decode("utf-8", errors="replace")
+        want = min(limit, size - offset)
+        # One byte more, to see whether the page would end inside a UTF-8 character.
+        data = store_for(job.workspace).read_range(_log_path(job.run), offset, want + 1)
+        data = data[: size - offset]
+        cut = min(want, len(data))
+        while 0 < cut < len(data) and (data[cut] & 0xC0) == 0x80:
+            cut -= 1
+        end = offset + cut
+        text = data[:cut].decode("utf-8", errors="replace")
     return {
         "text": text,
         "offset": offset,

@@ -91,3 +91,29 @@ class ArtifactStore(abc.ABC):
     @abc.abstractmethod
     def exists(self, path: str) -> bool:
         """Whether a file or a folder is at `path` (Blob Storage has no empty folders)."""
+
+    def append(self, path: str, offset: int, data: bytes) -> int:
+        """Write `data` at byte `offset` of the file at `path` (made if absent), dropping
+        whatever lay at or past `offset`; returns the new size. For a log that grows in
+        batches (a remote run's output). This one rewrites the file; stores that can
+        write in place do better. The caller serialises appends to one file."""
+        head = self.read_range(path, 0, offset) if self.exists(path) else b""
+        if len(head) < offset:
+            raise ValueError(f"offset {offset} is past the end of the file ({len(head)} bytes)")
+        return self.write(path, [head, data])
+
+    def read_range(self, path: str, offset: int, limit: int) -> bytes:
+        """Up to `limit` bytes of the file at `path` from byte `offset` (for tailing)."""
+        out = bytearray()
+        skipped = 0
+        with self.open(path) as reader:
+            for chunk in reader:
+                if skipped + len(chunk) <= offset:
+                    skipped += len(chunk)
+                    continue
+                start = max(offset - skipped, 0)
+                skipped += len(chunk)
+                out += chunk[start : start + limit - len(out)]
+                if len(out) >= limit:
+                    break
+        return bytes(out)

@@ -182,6 +182,44 @@ class LocalArtifactStore(ArtifactStore):
             raise
         return size
 
+    def append(self, path: str, offset: int, data: bytes) -> int:
+        """In place: the file is cut at `offset` and `data` written there (no rewrite)."""
+        target, segments = self._locate(path)
+        if not segments:
+            raise InvalidParameter("Invalid path: a file needs a name.")
+        self._make_parents(segments, [])
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(target, flags, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise InvalidParameter("Invalid path: links are not followed.") from None
+            if exc.errno == errno.EISDIR:
+                raise InvalidParameter(
+                    f"Invalid path: '{join(*segments)}' is a folder, not a file."
+                ) from None
+            raise
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise InvalidParameter(f"Invalid path: '{join(*segments)}' is not a file.")
+            if info.st_size < offset:
+                raise ValueError(
+                    f"offset {offset} is past the end of the file ({info.st_size} bytes)"
+                )
+            os.ftruncate(fd, offset)
+            written = 0
+            while written < len(data):
+                written += os.pwrite(fd, data[written:], offset + written)
+            return offset + written
+        finally:
+            os.close(fd)
+
+    def read_range(self, path: str, offset: int, limit: int) -> bytes:
+        with self.open(path) as reader:
+            reader._file.seek(offset)
+            return reader.read(limit)
+
     def delete(self, path: str) -> None:
         target, segments = self._locate(path)
         if not segments:

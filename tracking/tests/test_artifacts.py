@@ -208,6 +208,39 @@ def test_local_write_is_atomic(tmp_path):
         store.write(f"{TEMP_PREFIX}x", [b"x"])
 
 
+@pytest.mark.parametrize("in_place", [True, False], ids=["local", "rewrite-fallback"])
+def test_append_writes_at_an_offset_and_reads_ranges(tmp_path, in_place):
+    from tracking.artifacts import ArtifactStore
+
+    store = LocalArtifactStore(tmp_path)
+
+    def append(path, offset, data):
+        if in_place:
+            return store.append(path, offset, data)
+        return ArtifactStore.append(store, path, offset, data)  # what Blob Storage uses
+
+    assert append("logs/std_log.txt", 0, b"one\n") == 4
+    assert append("logs/std_log.txt", 4, b"two\n") == 8
+    assert append("logs/std_log.txt", 4, b"TWO\n") == 8  # a retry overwrites, never doubles
+    assert (tmp_path / "logs" / "std_log.txt").read_bytes() == b"one\nTWO\n"
+    with pytest.raises(ValueError, match="past the end"):
+        append("logs/std_log.txt", 99, b"x")
+    assert store.read_range("logs/std_log.txt", 4, 3) == b"TWO"
+    assert ArtifactStore.read_range(store, "logs/std_log.txt", 4, 100) == b"TWO\n"
+    assert store.read_range("logs/std_log.txt", 8, 10) == b""
+
+
+def test_local_append_never_follows_links(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link.txt").symlink_to(outside)
+    with pytest.raises(InvalidParameter):
+        LocalArtifactStore(root).append("link.txt", 0, b"x")
+    assert outside.read_text() == "secret"
+
+
 def test_local_store_never_follows_links(tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
