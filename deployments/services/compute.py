@@ -138,14 +138,16 @@ def compute_worker_heartbeat(
     *, target_id: int, hostname: str, slots: int = 1, version: str = ""
 ) -> dict:
     """A worker of a target says it is alive (plain ids in, plain data out)."""
-    if not hostname or len(hostname) > 255:
+    if not isinstance(hostname, str) or not hostname or len(hostname) > 255:
         raise InvalidParameter("hostname must be 1 to 255 characters.")
+    if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= 1024:
+        raise InvalidParameter("slots must be a whole number from 1 to 1024.")
     if not ComputeTarget.objects.filter(pk=target_id).exists():
         raise NotFound(f"No compute target with id={target_id}.")
     now = timezone.now()
     worker, _ = ComputeWorker.objects.update_or_create(
         target_id=target_id,
         hostname=hostname,
-        defaults={"slots": max(int(slots), 1), "version": (version or "")[:64], "last_seen": now},
+        defaults={"slots": slots, "version": (version or "")[:64], "last_seen": now},
     )
     return {"target_id": target_id, "hostname": worker.hostname, "last_seen": now.isoformat()}

@@ -98,6 +98,8 @@ def test_worker_heartbeats_show_on_the_listing_with_job_counts(cast):
     assert [(w.hostname, w.slots, w.version) for w in gpu.recent_workers] == [("node-1", 3, "2")]
     with pytest.raises(NotFound):
         compute.compute_worker_heartbeat(target_id=999999, hostname="x")
+    with pytest.raises(InvalidParameter, match="slots"):
+        compute.compute_worker_heartbeat(target_id=target.pk, hostname="x", slots="many")
 
 
 # --- Environments -------------------------------------------------------------------------
