@@ -676,3 +676,34 @@ def test_a_real_worker_deletes_a_resource_group(
     assert gone(Workspace, cast.workspace.pk)
     assert not Run.objects.filter(workspace_id=cast.workspace.pk).exists()
     assert Workspace.objects.filter(pk=cast.other_workspace.pk).exists()
+
+
+def test_workspace_job_stops_remote_runs_then_removes_them_with_their_targets(cast, sent):
+    from deployments.models import ComputeTarget, Environment, RemoteJob, Stage
+    from deployments.services import compute
+    from deployments.services import jobs as remote_jobs
+    from deployments.tests.factories import submit
+
+    compute.compute_target_create(actor=cast.owner, workspace=cast.workspace, name="gpu")
+    queued = submit(cast, compute_name="gpu")
+    running = submit(cast, environment="mlstudio-sklearn")
+    assert remote_jobs.remote_job_claim(job_id=running.pk, worker_hostname="n") is not None
+    seen: list[str] = []
+    real = remote_jobs.remote_jobs_stop
+
+    def stop(**kwargs):  # what the stopped jobs looked like before tracking removed them
+        real(**kwargs)
+        seen.extend(RemoteJob.objects.values_list("stage", flat=True))
+
+    step = next(s for s in registry.purge_steps() if s.name == "deployments-remote-runs")
+    with registry.override() as current:
+        current.purge_steps[current.purge_steps.index(step)] = registry.PurgeStep(
+            name=step.name, order=step.order, run=stop, units=step.units
+        )
+        job = run_job(request_deletion(cast.workspace, cast.owner))
+    assert job.status == Status.SUCCEEDED, job.error
+    assert seen == [Stage.CANCELED, Stage.CANCELED]
+    assert gone(Workspace, cast.workspace.pk)
+    for model in (RemoteJob, ComputeTarget, Environment):
+        assert not model.objects.exists()
+    assert gone(RemoteJob, queued.pk)
