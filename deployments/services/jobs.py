@@ -247,13 +247,21 @@ def _end(job: RemoteJob, stage: str, *, error: str, now) -> None:
         job.progress_done = job.progress_total
 
 
+ENDED_RUN = (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
+
+
 def _set_run_status(run_id: int, stage: str) -> None:
-    """The MLflow run follows the stage; a killed run (cancel) stays killed."""
+    """The MLflow run follows the stage; a killed run (cancel) stays killed. The script
+    itself may end its run (`mlflow.start_run()` as a context ends it FINISHED): a
+    later non-final stage (finalizing) leaves that alone, the job's end decides."""
     status = RUN_STATUS[Stage(stage)]
     fields: dict[str, Any] = {"status": status}
+    runs = Run.objects.filter(pk=run_id).exclude(status=RunStatus.KILLED)
     if stage in TERMINAL_STAGES:
         fields["end_time"] = now_ms()
-    Run.objects.filter(pk=run_id).exclude(status=RunStatus.KILLED).update(**fields)
+    else:
+        runs = runs.exclude(status__in=ENDED_RUN)
+    runs.update(**fields)
 
 
 # --- The worker's side (plain ids in, plain data out) -------------------------------------

@@ -162,6 +162,19 @@ def test_stages_move_forward_with_the_mlflow_run_status(cast, sent):
     assert AuditEntry.objects.filter(action="run_end", changes__stage="completed").exists()
 
 
+def test_a_run_the_script_ended_itself_is_not_reopened_but_the_job_decides(cast, sent):
+    from tracking.services.runs import run_update
+
+    job = _claimed(cast)
+    jobs.remote_job_report(job_id=job.pk, stage="running")
+    run_update(run=_run(job), status=RunStatus.FINISHED, end_time=1)  # the script's end_run()
+    jobs.remote_job_report(job_id=job.pk, stage="finalizing")
+    assert _run(job).status == RunStatus.FINISHED
+    jobs.remote_job_report(job_id=job.pk, stage="failed", exit_code=3)  # then it crashed
+    run = _run(job)
+    assert run.status == RunStatus.FAILED and run.end_time > 1
+
+
 def test_a_failed_script_fails_the_job_and_the_run_with_its_error(cast, sent, settings):
     job = _claimed(cast)
     jobs.remote_job_report(job_id=job.pk, stage="running")
