@@ -38,7 +38,7 @@ from portal import registry
 from portal.errors import InvalidParameter, NotFound, PermissionDenied, StudioError
 from portal.models import Job, Workspace
 from portal.services import audit_record, job_create
-from portal.services.jobs import describe_text, job_log
+from portal.services.jobs import describe_text, job_heartbeat, job_log
 from tracking.artifacts import artifact_uri_path, join, store_for
 from tracking.models import Experiment, Run, RunStatus
 from tracking.services.experiments import experiment_create, now_ms
@@ -422,8 +422,7 @@ def remote_job_heartbeat(*, job_id, target_id: int | None = None) -> dict:
     """The worker is alive and working on the job; the answer says whether to stop
     (`cancel_requested`, or `ended`: the job was failed meanwhile, e.g. as lost)."""
     job = _job_for_worker(job_id, target_id)
-    if job.status == Status.RUNNING:
-        RemoteJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(updated_at=timezone.now())
+    job_heartbeat(job)  # a no-op unless it is running
     return _state(job)
 
 
