@@ -200,8 +200,6 @@ def _forget_cached_access() -> None:
 
 def deletion_job_retry(*, actor: AbstractBaseUser, job: DeletionJob) -> DeletionJob:
     """Queue a failed deletion job again; it carries on where it stopped."""
-    if job.status != Status.FAILED:
-        raise InvalidParameter("Only a failed deletion job can be retried.")
     return job_retry(actor=actor, job=job)
 
 
