@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -120,6 +121,9 @@ def gunicorn_tracking(
             env=env,
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
+            # Its own process group, so teardown reaches its worker too: a worker left
+            # behind keeps connections to the test database open.
+            start_new_session=True,
         )
         processes.append(process)
         base = f"http://127.0.0.1:{port}"
@@ -156,6 +160,8 @@ def gunicorn_tracking(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever of the group outlived it
 
 
 def _forget_fluent_state() -> None:
