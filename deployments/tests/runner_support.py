@@ -15,13 +15,25 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, require
+from conftest import require
 from deployments.runner.cgroups import own_cgroup_dirs
 from deployments.runner.sandbox import Limits, RunResult, Sandbox, find_bwrap, job_env
 
-# Environments built by the tests survive between runs (the uv cache above all), so only
-# the first run on a machine downloads anything.
-ENV_CACHE_ROOT = ROOT / "var" / "test-envs"
+
+def _env_cache_root() -> Path:
+    """Environments built by the tests survive between runs (the uv cache above all), so
+    only the first run on a machine downloads anything. They live outside the checkout,
+    which may sit below a folder the sandbox's uid cannot search (a `mktemp -d` clone is
+    mode 700); a worker's env root is searchable the same way (0711)."""
+    root = Path(tempfile.gettempdir()) / f"mlstudio-test-envs-{os.getuid()}"
+    root.mkdir(mode=0o711, exist_ok=True)
+    if root.is_symlink() or root.stat().st_uid != os.getuid():
+        raise RuntimeError(f"{root} belongs to someone else; remove it")
+    root.chmod(0o711)
+    return root
+
+
+ENV_CACHE_ROOT = _env_cache_root()
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 

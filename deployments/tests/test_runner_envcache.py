@@ -1,5 +1,5 @@
 """Environments are built with real uv from PyPI, once per hash, raced safely, and a failed
-build says why. Builds share one uv cache under var/test-envs that survives between runs,
+build says why. Builds share one uv cache in the system temp folder that survives between runs,
 so after the first run on a machine nothing is downloaded again."""
 
 from __future__ import annotations
