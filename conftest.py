@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -217,6 +218,30 @@ def start_worker(tmp_path: Path, broker: str) -> WorkerProcess:
             raise RuntimeError(f"worker did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
     return WorkerProcess(env, process, log)
+
+
+@contextlib.contextmanager
+def producer_on(broker_url: str, options: dict | None = None) -> Iterator[None]:
+    """Send this process's Celery messages (job_enqueue's) to another broker meanwhile:
+    the one a worker process started by a test consumes."""
+    from portal.celery import app
+
+    saved = (app.conf.broker_url, app.conf.broker_transport_options)
+    app.conf.broker_url = broker_url
+    app.conf.broker_transport_options = options or {}
+    _drop_connections(app)
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.broker_transport_options = saved
+        _drop_connections(app)
+
+
+def _drop_connections(app) -> None:
+    # Pooled connections keep the transport options they were opened with; kombu keys
+    # its pools by those options, so forgetting ours makes the next send use the new ones.
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 def stop_worker(worker: WorkerProcess) -> None:

@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from conftest import start_worker, stop_worker
+from conftest import producer_on, start_worker, stop_worker
 from portal import registry, selectors, services
 from portal.errors import AlreadyExists, InvalidParameter, NotFound, PermissionDenied
 from portal.models import (
@@ -597,30 +597,17 @@ def test_unknown_job_is_404(cast):
 def producer_on_worker_broker(tmp_path):
     """Point this process's Celery producer at the queue folder of the worker that
     start_worker(tmp_path, "filesystem") runs (its DATA_DIR is tmp_path/data)."""
-    from portal.celery import app
-
     data = tmp_path / "data" / "celery"
-    saved = (app.conf.broker_url, app.conf.broker_transport_options)
-    app.conf.broker_url = "filesystem://"
-    app.conf.broker_transport_options = {
+    for folder in ("queue", "control"):
+        (data / folder).mkdir(parents=True, exist_ok=True)
+    options = {
         "data_folder_in": str(data / "queue"),
         "data_folder_out": str(data / "queue"),
         "control_folder": str(data / "control"),
         "store_processed": False,
     }
-    for folder in ("queue", "control"):
-        (data / folder).mkdir(parents=True, exist_ok=True)
-    _drop_connections(app)
-    yield
-    app.conf.broker_url, app.conf.broker_transport_options = saved
-    _drop_connections(app)
-
-
-def _drop_connections(app) -> None:
-    # Pooled connections keep the transport options they were opened with; kombu keys
-    # its pools by those options, so forgetting ours makes the next send use the new ones.
-    app._pool = None
-    app.amqp._producer_pool = None
+    with producer_on("filesystem://", options):
+        yield
 
 
 def _wait_for(job_pk, statuses, worker, timeout: float = 90) -> DeletionJob:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -59,9 +61,12 @@ class ComputeTarget(models.Model):
 
 
 class ComputeWorker(models.Model):
-    """A worker process serving a target, as its last heartbeat described it."""
+    """A worker process serving a target, as its last heartbeat described it. No target:
+    the studio's own compute worker, which serves every workspace's `local` target."""
 
-    target = models.ForeignKey(ComputeTarget, on_delete=models.CASCADE, related_name="workers")
+    target = models.ForeignKey(
+        ComputeTarget, null=True, blank=True, on_delete=models.CASCADE, related_name="workers"
+    )
     hostname = models.CharField(max_length=255)
     slots = models.PositiveIntegerField(default=1)
     version = models.CharField(max_length=64, blank=True)
@@ -75,3 +80,44 @@ class ComputeWorker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} ({self.target})"
+
+
+class WorkerToken(models.Model):
+    """What a compute worker authenticates with (`Bearer mlsw_…`): it may claim, report on
+    and stream the jobs of one target and nothing else (no tracking, no other target).
+    No target: a token for the studio's own worker, which serves every `local` target.
+    Only a hash is kept; the secret is shown once."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    target = models.ForeignKey(
+        ComputeTarget, null=True, blank=True, on_delete=models.CASCADE, related_name="tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_local(self) -> bool:
+        return self.target_id is None
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def serves(self, target: ComputeTarget | None) -> bool:
+        """Whether this token's worker may work on a job of `target`."""
+        if target is None:
+            return False
+        return target.is_local if self.is_local else target.pk == self.target_id

@@ -6,7 +6,7 @@ from django.db import models
 
 from deployments.models.compute import ComputeTarget
 from deployments.models.environments import Environment
-from portal.models import Job, Workspace
+from portal.models import ApiToken, Job, Workspace
 from tracking.models import Run, RunStatus
 
 
@@ -59,10 +59,17 @@ class RemoteJob(Job):
     exit_code = models.IntegerField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     worker_hostname = models.CharField(max_length=255, blank=True)
+    # The claiming worker's key for this attempt: its retried claim gets the same answer.
+    claim_key = models.CharField(max_length=64, blank=True)
     # Whether the script ran under bubblewrap; None until the worker says.
     sandboxed = models.BooleanField(null=True, blank=True)
     # Bytes of logs/std_log.txt received so far: the offset the next append must give.
     log_bytes = models.BigIntegerField(default=0)
+    # The script's MLflow token (a tracking token of the submitter, this workspace only):
+    # minted at the claim, kept alive by the worker's heartbeats, revoked at the end.
+    tracking_token = models.ForeignKey(
+        ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta(Job.Meta):
         indexes = [

@@ -6,9 +6,8 @@ import re
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
-from deployments.models import ComputeTarget, ComputeWorker, RemoteJob
+from deployments.models import ComputeTarget, RemoteJob
 from deployments.models.compute import LOCAL
 from portal.errors import AlreadyExists, InvalidParameter, NotFound
 from portal.models import Job, Workspace
@@ -132,22 +131,3 @@ def compute_target_delete(*, actor: AbstractBaseUser, target: ComputeTarget) -> 
         )
     audit_record(actor=actor, action="delete", target=target)
     target.delete()
-
-
-def compute_worker_heartbeat(
-    *, target_id: int, hostname: str, slots: int = 1, version: str = ""
-) -> dict:
-    """A worker of a target says it is alive (plain ids in, plain data out)."""
-    if not isinstance(hostname, str) or not hostname or len(hostname) > 255:
-        raise InvalidParameter("hostname must be 1 to 255 characters.")
-    if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= 1024:
-        raise InvalidParameter("slots must be a whole number from 1 to 1024.")
-    if not ComputeTarget.objects.filter(pk=target_id).exists():
-        raise NotFound(f"No compute target with id={target_id}.")
-    now = timezone.now()
-    worker, _ = ComputeWorker.objects.update_or_create(
-        target_id=target_id,
-        hostname=hostname,
-        defaults={"slots": slots, "version": (version or "")[:64], "last_seen": now},
-    )
-    return {"target_id": target_id, "hostname": worker.hostname, "last_seen": now.isoformat()}

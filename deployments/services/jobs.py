@@ -6,7 +6,7 @@ compute target's queue when the transaction commits.
 
 The worker-side services take plain ids and return plain dicts: compute workers hold
 no database URL or server secret and reach them through /api/v1 with a token bound to
-their target, so each takes the caller's `target_id` when the API knows it and refuses
+their target, so each takes the caller's worker `token` when the API has one and refuses
 another target's job.
 
 Stages move forward only: queued → preparing (claimed) → running → finalizing →
@@ -17,6 +17,7 @@ FINISHED, FAILED, KILLED). `Job.status` stays coarse: a canceled run's job is
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Any
@@ -28,7 +29,7 @@ from django.db.models import F
 from django.utils import timezone
 from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
 
-from deployments.models import ComputeTarget, Environment, RemoteJob, Stage
+from deployments.models import ComputeTarget, Environment, RemoteJob, Stage, WorkerToken
 from deployments.models.jobs import RUN_STATUS, STAGE_ORDER, TERMINAL_STAGES
 from deployments.runner.envspec import EnvSpec
 from deployments.services.compute import compute_target_get
@@ -36,10 +37,12 @@ from deployments.services.environments import environment_get
 from deployments.services.snapshots import snapshot_exists, snapshot_path
 from portal import registry
 from portal.errors import InvalidParameter, NotFound, PermissionDenied, StudioError
-from portal.models import Job, Workspace
-from portal.services import audit_record, job_create
+from portal.models import ApiToken, Job, Workspace
+from portal.services import audit_record, job_create, tracking_token_mint
 from portal.services.jobs import describe_text, job_heartbeat, job_log
 from tracking.artifacts import artifact_uri_path, join, store_for
+from tracking.artifacts.base import ArtifactReader
+from tracking.artifacts.paths import require_clean_path
 from tracking.models import Experiment, Run, RunStatus
 from tracking.services.experiments import experiment_create, now_ms
 from tracking.services.runs import run_cancel, run_create, run_update
@@ -55,6 +58,10 @@ LOG_APPEND_MAX = 1024 * 1024  # bytes of one append
 LOG_MAX_BYTES = 64 * 1024 * 1024  # bytes of a run's whole log
 LOG_READ_MAX = 1024 * 1024
 COMPUTE_TAG = "mlstudio.compute"
+# The script's tracking token expires this long after the last heartbeat of its job.
+JOB_TOKEN_LIFETIME = 600
+# How long a worker waits before retrying a claim refused for max_nodes.
+BUSY_RETRY_SECONDS = 5
 
 
 class ComputeBusy(StudioError):
@@ -267,40 +274,75 @@ def _set_run_status(run_id: int, stage: str) -> None:
 # --- The worker's side (plain ids in, plain data out) -------------------------------------
 
 
-def _job_for_worker(job_id, target_id: int | None, *, lock: bool = False) -> RemoteJob:
-    jobs = RemoteJob.objects.select_for_update() if lock else RemoteJob.objects
+def _job_for_worker(job_id, token: WorkerToken | None, *, lock: bool = False) -> RemoteJob:
+    """The job a worker names; with its token (the API's callers), only a job of a
+    target the token serves."""
+    jobs = RemoteJob.objects.select_related("compute_target")
+    if lock:  # the job's row only (the target is on the nullable side of a join)
+        jobs = jobs.select_for_update(of=("self",))
     job = jobs.filter(pk=job_id).first()
     if job is None:
         raise NotFound(f"No remote job with id={job_id}.")
-    if target_id is not None and job.compute_target_id != target_id:
+    if token is not None and not token.serves(job.compute_target):
         raise PermissionDenied("This job belongs to another compute target.")
     return job
 
 
-def _workspace_path(workspace: Workspace) -> str:
+def workspace_path(workspace: Workspace) -> str:
+    """The workspace's path in URLs (the MLflow tracking URI's tail)."""
     rg = workspace.resource_group
     return (
         f"subscriptions/{rg.subscription_id}/resourceGroups/{rg.name}/workspaces/{workspace.name}"
     )
 
 
-def remote_job_claim(*, job_id, worker_hostname: str, target_id: int | None = None) -> dict | None:
+def remote_job_claim(
+    *,
+    job_id,
+    worker_hostname: str,
+    claim_key: str = "",
+    token: WorkerToken | None = None,
+) -> dict | None:
     """Take a queued job for this worker, with one conditional UPDATE: returns what the
     worker needs, or None when there is nothing to take (a duplicate message, a job
     canceled or claimed meanwhile). Raises ComputeBusy when the target runs `max_nodes`
-    jobs already (the message is retried later)."""
+    jobs already (the message is retried later).
+
+    The answer carries the script's `tracking_token`: a tracking token of the submitter
+    for this workspace, short-lived (JOB_TOKEN_LIFETIME), kept alive by heartbeats and
+    revoked when the job ends. It is in this answer only.
+
+    `claim_key` (the worker's, one per attempt) makes the claim safe to retry: the same
+    key asking again while the job is still preparing gets the claim again (with a new
+    token, the first one revoked), as when the first answer was lost on the way."""
     if not worker_hostname or len(worker_hostname) > 255:
         raise InvalidParameter("worker_hostname must be 1 to 255 characters.")
+    if not isinstance(claim_key, str) or len(claim_key) > 64:
+        raise InvalidParameter("claim_key must be a string of at most 64 characters.")
     with transaction.atomic():
-        job = _job_for_worker(job_id, target_id)
+        job = _job_for_worker(job_id, token, lock=True)
+        if claim_key and job.claim_key == claim_key and job.stage == Stage.PREPARING:
+            _token_revoke(job)
+            job_log(job, f"Claim answered again for {worker_hostname}")
+            return _claim_answer(job)
         if job.status != Status.QUEUED or job.stage != Stage.QUEUED:
             return None
         if job.compute_target_id is None:
             raise InvalidParameter("The job's compute target was deleted.")
+        if job.created_by is None or not job.created_by.is_active:
+            # Nobody to mint the script's token for: the job can never run.
+            now = timezone.now()
+            _end(job, Stage.FAILED, error="The run's submitter no longer has an account.", now=now)
+            job.updated_at = now
+            job.save()
+            _set_run_status(job.run_id, Stage.FAILED)
+            return None
         # Claims of one target queue up on its row, so max_nodes holds under races.
         target = ComputeTarget.objects.select_for_update().get(pk=job.compute_target_id)
         running = RemoteJob.objects.filter(compute_target=target, status=Status.RUNNING).count()
         if running >= target.max_nodes:
+            # Seen by a worker: recovery re-sends only jobs whose message was lost.
+            RemoteJob.objects.filter(pk=job.pk).update(updated_at=timezone.now())
             raise ComputeBusy(
                 f"Compute target '{target.name}' runs {running} of its {target.max_nodes} "
                 "jobs at most; the job waits for one to end."
@@ -314,38 +356,69 @@ def remote_job_claim(*, job_id, worker_hostname: str, target_id: int | None = No
             phase=Stage.PREPARING.label,
             attempts=F("attempts") + 1,
             worker_hostname=worker_hostname,
+            claim_key=claim_key,
             started_at=now,
             updated_at=now,
             progress_total=1,
         )
         if not claimed:
             return None
-        job = RemoteJob.objects.select_related(
-            "run__experiment", "environment", "workspace__resource_group"
-        ).get(pk=job.pk)
         job_log(job, f"Claimed by {worker_hostname}")
-        env = job.environment
-        spec = EnvSpec(**env.spec_dict())
-        return {
-            "job_id": str(job.pk),
-            "run_id": job.run.run_uuid,
-            "experiment_id": str(job.run.experiment_id),
-            "workspace_id": str(job.workspace_id),
-            "workspace_path": _workspace_path(job.workspace),
-            "compute": job.compute_name,
-            "script": job.script,
-            "arguments": list(job.arguments),
-            "environment": {
-                "name": env.name,
-                "version": env.version,
-                "spec": env.spec_dict(),
-                "spec_hash": env.spec_hash,
-                "build_hash": spec.build_hash(),
-            },
-            "snapshot_hash": job.snapshot_hash,
-            "max_run_duration_seconds": job.max_run_duration_seconds,
-            "log_offset": job.log_bytes,
-        }
+        return _claim_answer(job)
+
+
+def _claim_answer(job: RemoteJob) -> dict:
+    """What the claiming worker needs: the job's spec and a new tracking token."""
+    job = RemoteJob.objects.select_related(
+        "run__experiment", "environment", "workspace__resource_group", "created_by"
+    ).get(pk=job.pk)
+    token, raw_token = _mint_tracking_token(job)
+    job.tracking_token = token
+    job.save(update_fields=["tracking_token"])
+    env = job.environment
+    spec = EnvSpec(**env.spec_dict())
+    return {
+        "job_id": str(job.pk),
+        "run_id": job.run.run_uuid,
+        "experiment_id": str(job.run.experiment_id),
+        "workspace_id": str(job.workspace_id),
+        "workspace_path": workspace_path(job.workspace),
+        "compute": job.compute_name,
+        "script": job.script,
+        "arguments": list(job.arguments),
+        "environment": {
+            "name": env.name,
+            "version": env.version,
+            "spec": env.spec_dict(),
+            "spec_hash": env.spec_hash,
+            "build_hash": spec.build_hash(),
+        },
+        "snapshot_hash": job.snapshot_hash,
+        "max_run_duration_seconds": job.max_run_duration_seconds,
+        "log_offset": job.log_bytes,
+        "tracking_token": raw_token,
+    }
+
+
+def _mint_tracking_token(job: RemoteJob) -> tuple[ApiToken, str]:
+    return tracking_token_mint(
+        user=job.created_by, workspace=job.workspace, lifetime=JOB_TOKEN_LIFETIME
+    )
+
+
+def _token_keep_alive(job: RemoteJob) -> None:
+    """Push the script's token's expiry JOB_TOKEN_LIFETIME ahead (while it runs)."""
+    if job.tracking_token_id is not None:
+        ApiToken.objects.filter(pk=job.tracking_token_id, revoked_at__isnull=True).update(
+            expires_at=timezone.now() + timedelta(seconds=JOB_TOKEN_LIFETIME)
+        )
+
+
+def _token_revoke(job: RemoteJob) -> None:
+    if job.tracking_token_id is not None:
+        ApiToken.objects.filter(pk=job.tracking_token_id, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
 
 
 def _state(job: RemoteJob) -> dict:
@@ -366,12 +439,12 @@ def remote_job_report(
     exit_code: int | None = None,
     sandboxed: bool | None = None,
     error: str | None = None,
-    target_id: int | None = None,
+    token: WorkerToken | None = None,
 ) -> dict:
     """The worker moves the job to `stage` (forward only), with the MLflow run's status
     and end time. Reporting the stage it is at again changes nothing but the fields
     given; once canceled is requested, an end is recorded as canceled."""
-    job = _job_for_worker(job_id, target_id, lock=True)
+    job = _job_for_worker(job_id, token, lock=True)
     if stage not in Stage.values or stage == Stage.QUEUED:
         allowed = ", ".join(s for s in Stage.values if s != Stage.QUEUED)
         raise InvalidParameter(f"Invalid stage {stage!r}; one of: {allowed}.")
@@ -409,6 +482,7 @@ def remote_job_report(
         _set_run_status(job.run_id, stage)
         job_log(job, Stage(stage).label + (f": {job.error}" if job.error else ""))
     if job.is_ended:
+        _token_revoke(job)
         audit_record(
             actor=None,
             action="run_end",
@@ -418,11 +492,14 @@ def remote_job_report(
     return _state(job)
 
 
-def remote_job_heartbeat(*, job_id, target_id: int | None = None) -> dict:
+def remote_job_heartbeat(*, job_id, token: WorkerToken | None = None) -> dict:
     """The worker is alive and working on the job; the answer says whether to stop
-    (`cancel_requested`, or `ended`: the job was failed meanwhile, e.g. as lost)."""
-    job = _job_for_worker(job_id, target_id)
+    (`cancel_requested`, or `ended`: the job was failed meanwhile, e.g. as lost). The
+    script's tracking token lives on while the job does."""
+    job = _job_for_worker(job_id, token)
     job_heartbeat(job)  # a no-op unless it is running
+    if not job.is_ended:
+        _token_keep_alive(job)
     return _state(job)
 
 
@@ -435,6 +512,7 @@ def on_job_failed(job: Job) -> None:
         stage = Stage.CANCELED if job.cancel_requested_at else Stage.FAILED
         job.stage = stage
         job.save(update_fields=["stage"])
+        _token_revoke(job)
         _set_run_status(job.run_id, stage)
         audit_record(
             actor=None, action="run_end", target=job, changes={"stage": stage, "error": job.error}
@@ -448,7 +526,9 @@ def _log_path(run: Run) -> str:
     return join(artifact_uri_path(run.artifact_uri), LOG_PATH)
 
 
-def remote_job_log_append(*, job_id, offset: int, text: str, target_id: int | None = None) -> dict:
+def remote_job_log_append(
+    *, job_id, offset: int, text: str, token: WorkerToken | None = None
+) -> dict:
     """Append the script's output to the run's logs/std_log.txt, at byte `offset` (the
     log's size as the worker knows it): a retried append of the same offset adds
     nothing, an offset past the end is refused (the answer's `log_bytes` is where to
@@ -461,7 +541,7 @@ def remote_job_log_append(*, job_id, offset: int, text: str, target_id: int | No
     if len(data) > LOG_APPEND_MAX:
         raise InvalidParameter(f"One append may carry at most {LOG_APPEND_MAX} bytes.")
     with transaction.atomic():
-        job = _job_for_worker(job_id, target_id, lock=True)
+        job = _job_for_worker(job_id, token, lock=True)
         if job.started_at is None:
             raise InvalidParameter("The job has not been claimed.")
         if offset > job.log_bytes:
@@ -522,6 +602,42 @@ def remote_job_log_read(*, job_id, offset: int = 0, limit: int = 64 * 1024) -> d
     }
 
 
+# --- Snapshot and outputs (the worker's side) ---------------------------------------------
+
+ARTIFACT_FOLDERS = ("outputs", "logs")
+
+
+def remote_job_snapshot(*, job_id, token: WorkerToken | None = None) -> ArtifactReader:
+    """The job's source zip, for its worker to unpack (an open reader: close it)."""
+    job = _job_for_worker(job_id, token)
+    if job.is_ended:
+        raise InvalidParameter(f"The job has ended ({job.stage}).")
+    workspace = Workspace.objects.get(pk=job.workspace_id)
+    return store_for(workspace).open(snapshot_path(job.snapshot_hash))
+
+
+def remote_job_artifact_put(
+    *, job_id, path: str, chunks: Iterable[bytes], token: WorkerToken | None = None
+) -> dict:
+    """Store one file the script left in ./outputs (or a log of the job's, such as the
+    environment's build log) as an artifact of the job's run, before the job ends.
+    `path` is relative to the run's artifacts and must be under outputs/ or logs/; the
+    script's own log (logs/std_log.txt) is only appended to, through the log calls."""
+    job = _job_for_worker(job_id, token)
+    clean = require_clean_path(path, file=True)
+    if clean.split("/", 1)[0] not in ARTIFACT_FOLDERS or "/" not in clean:
+        raise InvalidParameter("path must name a file under outputs/ or logs/.")
+    if clean == LOG_PATH:
+        raise InvalidParameter(f"{LOG_PATH} is written through the job's log calls.")
+    if job.status == Status.QUEUED:
+        raise InvalidParameter("The job has not been claimed.")
+    if job.is_ended:
+        raise InvalidParameter(f"The job has ended ({job.stage}); its artifacts are final.")
+    run = Run.objects.select_related("workspace").get(pk=job.run_id)
+    size = store_for(run.workspace).write(join(artifact_uri_path(run.artifact_uri), clean), chunks)
+    return {"path": clean, "size": size}
+
+
 # --- Workspace purge ----------------------------------------------------------------------
 
 
@@ -544,6 +660,7 @@ def remote_jobs_stop(*, workspace: Workspace, progress: registry.Progress) -> No
             job.updated_at = now
             job.save()
             _set_run_status(job.run_id, Stage.CANCELED)
+            _token_revoke(job)
             progress(1, "Stopping remote runs")
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from deployments import selectors
 from deployments.models import ComputeTarget, Environment, RemoteJob
-from deployments.services import compute, environments, snapshots
+from deployments.services import compute, environments, snapshots, workers
 from deployments.tests.factories import make_zip, stored_snapshot, submit
 from portal.errors import AlreadyExists, InvalidParameter, NotFound
 from portal.models import AuditEntry
@@ -88,18 +88,21 @@ def test_worker_heartbeats_show_on_the_listing_with_job_counts(cast):
     target = compute.compute_target_create(
         actor=cast.owner, workspace=cast.workspace, name="gpu", max_nodes=2
     )
-    compute.compute_worker_heartbeat(target_id=target.pk, hostname="node-1", slots=2, version="1")
-    compute.compute_worker_heartbeat(target_id=target.pk, hostname="node-1", slots=3, version="2")
+    token, _ = workers.worker_token_create(actor=cast.owner, target=target, name="gpu")
+    studio, _ = workers.worker_token_create(actor=None, target=None, name="studio")
+    workers.compute_worker_heartbeat(token=token, hostname="node-1", slots=2, version="1")
+    workers.compute_worker_heartbeat(token=token, hostname="node-1", slots=3, version="2")
+    workers.compute_worker_heartbeat(token=studio, hostname="studio-host")
     submit(cast, compute_name="gpu")
     submit(cast, compute_name="gpu")
     listed = {t.name: t for t in selectors.compute_target_list(workspace=cast.workspace)}
     gpu = listed["gpu"]
     assert (gpu.queued_count, gpu.running_count) == (2, 0)
     assert [(w.hostname, w.slots, w.version) for w in gpu.recent_workers] == [("node-1", 3, "2")]
-    with pytest.raises(NotFound):
-        compute.compute_worker_heartbeat(target_id=999999, hostname="x")
+    # The studio's own worker is listed with `local` (of every workspace).
+    assert [w.hostname for w in listed["local"].recent_workers] == ["studio-host"]
     with pytest.raises(InvalidParameter, match="slots"):
-        compute.compute_worker_heartbeat(target_id=target.pk, hostname="x", slots="many")
+        workers.compute_worker_heartbeat(token=token, hostname="x", slots="many")
 
 
 # --- Environments -------------------------------------------------------------------------

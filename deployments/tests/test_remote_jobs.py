@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from deployments.models import RemoteJob, Stage
-from deployments.services import compute, jobs
+from deployments.services import compute, jobs, workers
 from deployments.tests.factories import submit
 from portal import registry, services
 from portal.errors import InvalidParameter, NotFound, PermissionDenied
@@ -117,9 +117,16 @@ def test_a_job_is_claimed_once_with_what_the_worker_needs(cast, sent):
 
 def test_a_worker_of_another_target_is_refused(cast, sent):
     gpu = compute.compute_target_create(actor=cast.owner, workspace=cast.workspace, name="gpu")
-    job = submit(cast)
+    gpu_token, _ = workers.worker_token_create(actor=cast.owner, target=gpu, name="gpu")
+    job = submit(cast)  # on `local`
     with pytest.raises(PermissionDenied):
-        jobs.remote_job_claim(job_id=job.pk, worker_hostname="n", target_id=gpu.pk)
+        jobs.remote_job_claim(job_id=job.pk, worker_hostname="n", token=gpu_token)
+    on_gpu = submit(cast, compute_name="gpu")
+    local_token, _ = workers.worker_token_create(actor=None, target=None, name="studio")
+    with pytest.raises(PermissionDenied):  # the studio's worker serves `local` targets only
+        jobs.remote_job_claim(job_id=on_gpu.pk, worker_hostname="n", token=local_token)
+    assert jobs.remote_job_claim(job_id=job.pk, worker_hostname="n", token=local_token)
+    assert jobs.remote_job_claim(job_id=on_gpu.pk, worker_hostname="n", token=gpu_token)
     with pytest.raises(NotFound):
         jobs.remote_job_claim(job_id="00000000-0000-0000-0000-000000000000", worker_hostname="n")
 

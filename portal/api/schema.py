@@ -35,6 +35,8 @@ ERROR_DESCRIPTIONS = {
     401: "UNAUTHENTICATED: no credentials, or a token that is invalid, expired or revoked.",
     403: "PERMISSION_DENIED: visible to the caller, but their role (or token) does not allow it.",
     404: "RESOURCE_DOES_NOT_EXIST: missing, or not visible to the caller.",
+    409: "A conflict with the object's state (e.g. NOT_CLAIMABLE: the job is not waiting).",
+    413: "REQUEST_TOO_LARGE: the body is over the limit the message names.",
     429: "REQUEST_LIMIT_EXCEEDED: too many requests; wait for Retry-After seconds.",
 }
 
@@ -44,6 +46,8 @@ ERROR_EXAMPLES = {
     401: ("UNAUTHENTICATED", "The token is invalid, expired or revoked."),
     403: ("PERMISSION_DENIED", "This needs the contributor role on the workspace."),
     404: ("RESOURCE_DOES_NOT_EXIST", "Workspace not found"),
+    409: ("NOT_CLAIMABLE", "The job is not waiting to be claimed."),
+    413: ("REQUEST_TOO_LARGE", "The snapshot is larger than 300 MiB."),
     429: ("REQUEST_LIMIT_EXCEEDED", "Request was throttled. Expected available in 12 seconds."),
 }
 

@@ -35,6 +35,8 @@ urlpatterns = [
     path("tokens/<uuid:token_id>", views.TokenDetailView.as_view(), name="api-token"),
     path("jobs/<uuid:job_id>", views.JobView.as_view(), name="api-job"),
     path("jobs/<uuid:job_id>/retry", views.JobRetryView.as_view(), name="api-job-retry"),
+    # The compute workers' side of remote runs (deployments.api.workers).
+    path("compute/", include("deployments.api.worker_urls")),
     path("subscriptions", views.SubscriptionListView.as_view(), name="api-subscriptions"),
     path(SUB, views.SubscriptionDetailView.as_view(), name="api-subscription"),
     path(f"{SUB}/members", views.MemberListView.as_view(), name="api-subscription-members"),
@@ -57,6 +59,7 @@ urlpatterns = [
     path(f"{WS}/tracking-token", views.TrackingTokenView.as_view(), name="api-tracking-token"),
     # Experiments, runs, metrics, artifacts of a workspace (tracking/api/v1).
     path(f"{WS}/", include("tracking.api.urls")),
+    path(f"{WS}/", include("deployments.api.token_urls")),
     # Last: whatever else is asked under /api/v1 gets the API's JSON 404.
     re_path(r"^.*$", views.NotFoundView.as_view(), name="api-not-found"),
 ]
