@@ -295,9 +295,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
-# The queue of every workspace's `local` compute target: the default one, which the
-# worker `make run` starts consumes. Other targets get `compute-<id>`.
-COMPUTE_LOCAL_QUEUE = env_str("COMPUTE_LOCAL_QUEUE", "celery")
+# The queue of every workspace's `local` compute target, which the compute worker
+# `make run` starts consumes (with COMPUTE_LOCAL_SLOTS jobs at once). Other targets get
+# `compute-<id>`, consumed by the workers that joined them.
+COMPUTE_LOCAL_QUEUE = env_str("COMPUTE_LOCAL_QUEUE", "compute-local")
+COMPUTE_LOCAL_SLOTS = env_int("COMPUTE_LOCAL_SLOTS", 2, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "purge-expired-tokens": {"task": "portal.tasks.purge_expired_tokens", "schedule": 3600.0},
 }

@@ -33,6 +33,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from deployments.services import compute, jobs, workers
+from deployments.tests.factories import submit
 from portal import services
 from portal.models import DeletionJob
 from portal.tests.factories import PASSWORD, UserFactory
@@ -99,7 +101,18 @@ def scope(cast, settings, tmp_path) -> dict[str, str]:
     experiment = make_experiment(cast.workspace, "exp")
     run = make_run(experiment, "run", params={"a": 1}, metrics={"loss": [0.5, 0.4]})
     _, raw = services.token_create(user=cast.owner, name="schemathesis")
+    # A remote run claimed by a worker of `local`: the worker side's operations are
+    # called with that worker's token (a claim with the same key is answered again).
+    remote = submit(cast, actor=cast.owner)
+    jobs.remote_job_claim(job_id=remote.pk, worker_hostname="node", claim_key="fuzz-key")
+    _, worker_raw = workers.worker_token_create(actor=None, target=None, name="fuzz")
+    gpu = compute.compute_target_create(actor=cast.owner, workspace=cast.workspace, name="gpu")
+    gpu_token, _ = workers.worker_token_create(actor=cast.owner, target=gpu, name="node")
     return {
+        "compute_name": gpu.name,
+        "worker_token_id": str(gpu_token.pk),
+        "worker_token": worker_raw,
+        "remote_job_id": str(remote.pk),
         "token": raw,
         "subscription_id": str(cast.subscription.id),
         "resource_group": cast.resource_group.name,
@@ -134,15 +147,30 @@ def _strategies(operation, real: dict[str, str]) -> list[tuple[st.SearchStrategy
         known["query"] = {"confirm": real[last]}
     elif method == "PATCH" and last == "resource_group":
         known["body"] = {"tags": {"team": "ml"}}
+    elif operation.path.startswith("/api/v1/compute/"):
+        known.update(COMPUTE_KNOWN.get(operation.path.removeprefix("/api/v1/compute/"), {}))
     if known:
-        good = operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed, **known)
+        params = {**(fixed or {}), **known.pop("path_parameters", {})}
+        good = operation.as_strategy(GenerationMode.POSITIVE, path_parameters=params, **known)
         runs.append((good, 3))
     return runs
 
 
+# What the worker side's operations need to succeed: values random data will not hit.
+COMPUTE_KNOWN: dict[str, dict] = {
+    "jobs/{remote_job_id}/claim": {"body": {"hostname": "node", "claim_key": "fuzz-key"}},
+    "jobs/{remote_job_id}/report": {"body": {"stage": "running"}},
+    "jobs/{remote_job_id}/logs": {"body": {"offset": 0, "text": "a line\n"}},
+    "worker/heartbeat": {"body": {"hostname": "node", "slots": 2, "version": "1"}},
+    "jobs/{remote_job_id}/artifacts/{path}": {"path_parameters": {"path": "outputs/model.txt"}},
+}
+
+
 def _fuzz(operation, real: dict[str, str], answered: dict[str, set[int]]) -> None:
-    """Run one operation's examples; raises what schemathesis found."""
-    headers = {"Authorization": f"Bearer {real['token']}"}
+    """Run one operation's examples; raises what schemathesis found. The worker side
+    (/api/v1/compute) is called with a worker token, the rest with the owner's."""
+    token = real["worker_token" if operation.path.startswith("/api/v1/compute/") else "token"]
+    headers = {"Authorization": f"Bearer {token}"}
     for strategy, examples in _strategies(operation, real):
 
         @given(case=strategy)

@@ -35,6 +35,7 @@ from django.http import HttpResponse
 from django.test import override_settings
 from django.urls import include, path, reverse
 
+from deployments.tests import access as deployments_access
 from portal.tests.factories import PASSWORD
 from portal.tests.test_api import API
 from portal.tests.test_permissions import PAGES, ws_kw
@@ -287,6 +288,7 @@ ROWS: list[Row] = [
     *_tracking_api(),
     *(replace(r, label=f"tracking page: {r.label}") for r in tracking_access.PAGES),
     *tracking_access.MLFLOW,
+    *deployments_access.ROWS,
     *SITE,
     *_admin_site_rows(),
     *_admin_model_rows(),

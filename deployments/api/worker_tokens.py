@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -57,7 +57,14 @@ def _target(request: Request, kwargs: dict[str, Any]) -> ComputeTarget:
         kwargs["workspace"],
         min_role=Role.OWNER,
     )
-    return compute_target_get(workspace=access.obj, name=kwargs["name"])
+    target = compute_target_get(workspace=access.obj, name=kwargs["compute_name"])
+    if target.is_local:
+        # Its queue is every workspace's: only the studio's own worker may consume it.
+        raise InvalidParameter(
+            "The 'local' target is served by the studio's own worker; make a compute target "
+            "to add workers of your own."
+        )
+    return target
 
 
 def public_broker_url() -> str:
@@ -85,7 +92,9 @@ class WorkerTokenListView(APIView):
         tags=TAG,
         summary="A compute target's worker tokens (owners)",
         responses={
-            200: serializers.DictField(child=WorkerTokenSerializer(many=True)),
+            200: inline_serializer(
+                "WorkerTokenList", {"worker_tokens": WorkerTokenSerializer(many=True)}
+            ),
             **error_responses(401, 403, 404),
         },
     )
@@ -124,8 +133,8 @@ class WorkerTokenDetailView(APIView):
         description="Its workers' next calls are refused (401).",
         responses={204: None, **error_responses(401, 403, 404)},
     )
-    def delete(self, request: Request, token_id: UUID, **kwargs: Any) -> Response:
+    def delete(self, request: Request, worker_token_id: UUID, **kwargs: Any) -> Response:
         target = _target(request, kwargs)
-        token = svc.worker_token_get(target=target, token_id=token_id)
+        token = svc.worker_token_get(target=target, token_id=worker_token_id)
         svc.worker_token_revoke(actor=request.user, token=token)
         return Response(status=204)

@@ -4,7 +4,7 @@ from django.urls import path
 
 from deployments.api import workers
 
-JOB = "jobs/<uuid:job_id>"
+JOB = "jobs/<uuid:remote_job_id>"
 
 urlpatterns = [
     path("worker", workers.WorkerInfoView.as_view(), name="api-compute-worker"),

@@ -14,6 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http import StreamingHttpResponse
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import authentication, exceptions, permissions, serializers
 from rest_framework.parsers import BaseParser
@@ -31,6 +33,18 @@ from portal.errors import InvalidParameter
 
 TAG = ["compute workers"]
 CHUNK = 1024 * 1024
+
+
+class WorkerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "deployments.api.workers.WorkerTokenAuthentication"
+    name = "workerAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return build_bearer_security_scheme_object(
+            header_name="Authorization",
+            token_prefix="Bearer",  # noqa: S106 - the scheme name, not a secret
+            bearer_format="mlsw_… (a compute target's worker token)",
+        )
 
 
 class WorkerTokenAuthentication(authentication.BaseAuthentication):
@@ -154,7 +168,12 @@ class WorkerHeartbeatView(WorkerView):
     )
     def post(self, request: Request) -> Response:
         body = _body(request, "hostname", "slots", "version")
-        compute_worker_heartbeat(token=self.token, **body)
+        compute_worker_heartbeat(
+            token=self.token,
+            hostname=body.get("hostname", ""),
+            slots=body.get("slots", 1),
+            version=body.get("version", ""),
+        )
         return Response({"ok": True})
 
 
@@ -182,11 +201,11 @@ class JobClaimView(WorkerView):
             **error_responses(400, 401, 403, 404, 409, 429),
         },
     )
-    def post(self, request: Request, job_id: str) -> Response:
+    def post(self, request: Request, remote_job_id: str) -> Response:
         body = _body(request, "hostname", "claim_key")
         try:
             claim = svc.remote_job_claim(
-                job_id=job_id,
+                job_id=remote_job_id,
                 worker_hostname=body.get("hostname") or "",
                 claim_key=body.get("claim_key") or "",
                 token=self.token,
@@ -214,8 +233,8 @@ class JobSnapshotView(WorkerView):
             **error_responses(400, 401, 403, 404),
         },
     )
-    def get(self, request: Request, job_id: str) -> StreamingHttpResponse:
-        reader = svc.remote_job_snapshot(job_id=job_id, token=self.token)
+    def get(self, request: Request, remote_job_id: str) -> StreamingHttpResponse:
+        reader = svc.remote_job_snapshot(job_id=remote_job_id, token=self.token)
 
         def chunks():
             with reader:
@@ -234,8 +253,8 @@ class JobHeartbeatView(WorkerView):
         request=None,
         responses={200: STATE, **error_responses(401, 403, 404)},
     )
-    def post(self, request: Request, job_id: str) -> Response:
-        return Response(svc.remote_job_heartbeat(job_id=job_id, token=self.token))
+    def post(self, request: Request, remote_job_id: str) -> Response:
+        return Response(svc.remote_job_heartbeat(job_id=remote_job_id, token=self.token))
 
 
 class JobReportView(WorkerView):
@@ -253,13 +272,13 @@ class JobReportView(WorkerView):
         ),
         responses={200: STATE, **error_responses(400, 401, 403, 404)},
     )
-    def post(self, request: Request, job_id: str) -> Response:
+    def post(self, request: Request, remote_job_id: str) -> Response:
         body = _body(request, "stage", "exit_code", "sandboxed", "error")
         if not isinstance(body.get("stage"), str):
             raise InvalidParameter("stage is required.")
         if "error" in body and body["error"] is not None and not isinstance(body["error"], str):
             raise InvalidParameter("error must be a string.")
-        return Response(svc.remote_job_report(job_id=job_id, token=self.token, **body))
+        return Response(svc.remote_job_report(job_id=remote_job_id, token=self.token, **body))
 
 
 class JobLogView(WorkerView):
@@ -277,11 +296,11 @@ class JobLogView(WorkerView):
             **error_responses(400, 401, 403, 404),
         },
     )
-    def post(self, request: Request, job_id: str) -> Response:
+    def post(self, request: Request, remote_job_id: str) -> Response:
         body = _body(request, "offset", "text")
         if "offset" not in body or "text" not in body:
             raise InvalidParameter("offset and text are required.")
-        return Response(svc.remote_job_log_append(job_id=job_id, token=self.token, **body))
+        return Response(svc.remote_job_log_append(job_id=remote_job_id, token=self.token, **body))
 
 
 class JobArtifactView(WorkerView):
@@ -299,7 +318,7 @@ class JobArtifactView(WorkerView):
             **error_responses(400, 401, 403, 404),
         },
     )
-    def put(self, request: Request, job_id: str, path: str) -> Response:
+    def put(self, request: Request, remote_job_id: str, path: str) -> Response:
         stream = request._request
 
         def chunks():
@@ -307,6 +326,6 @@ class JobArtifactView(WorkerView):
                 yield data
 
         stored = svc.remote_job_artifact_put(
-            job_id=job_id, path=path, chunks=chunks(), token=self.token
+            job_id=remote_job_id, path=path, chunks=chunks(), token=self.token
         )
         return Response(stored, status=201)

@@ -32,6 +32,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLF
 from deployments.models import ComputeTarget, Environment, RemoteJob, Stage, WorkerToken
 from deployments.models.jobs import RUN_STATUS, STAGE_ORDER, TERMINAL_STAGES
 from deployments.runner.envspec import EnvSpec
+from deployments.services import workers
 from deployments.services.compute import compute_target_get
 from deployments.services.environments import environment_get
 from deployments.services.snapshots import snapshot_exists, snapshot_path
@@ -695,6 +696,7 @@ def register() -> None:
         )
     )
     registry.register_hook("run_cancel", on_run_cancel)
+    registry.register_hook("studio_processes", workers.studio_worker_process)
     registry.register_purge_step(
         registry.PurgeStep(
             name="deployments-remote-runs", order=50, run=remote_jobs_stop, units=remote_jobs_units

@@ -8,9 +8,13 @@ sha256 of the secret is stored (256 random bits: nothing to brute-force)."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import secrets
+import sys
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -100,3 +104,40 @@ def compute_worker_heartbeat(
         defaults={"slots": slots, "version": version[:64], "last_seen": now},
     )
     return {"hostname": worker.hostname, "last_seen": now.isoformat()}
+
+
+# Variables of the studio's process that its compute worker does not get: it needs only
+# the broker and the studio's URL.
+SERVER_VARIABLES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "DATA_DIR", "ARTIFACT_ROOT")
+
+
+def studio_worker_process(*, studio_url: str) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """The "studio_processes" hook (called by `runstudio`): the compute worker serving
+    every workspace's `local` target, with a new worker token of its own (earlier ones of
+    the studio's are revoked), consuming COMPUTE_LOCAL_QUEUE."""
+    WorkerToken.objects.filter(target__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    _, raw = worker_token_create(actor=None, target=None, name="the studio's compute worker")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in SERVER_VARIABLES and not key.startswith(("CELERY_", "AZURE_"))
+    }
+    env["MLSTUDIO_WORKER_TOKEN"] = raw
+    argv = [
+        sys.executable,
+        "-m",
+        "deployments.worker",
+        "--studio",
+        studio_url,
+        "--broker",
+        settings.CELERY_BROKER_URL,
+        "--broker-options",
+        json.dumps(getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})),
+        "--slots",
+        str(settings.COMPUTE_LOCAL_SLOTS),
+        "--hide",
+        str(settings.DATA_DIR),
+    ]
+    return {"compute": (argv, env)}

@@ -61,5 +61,5 @@ urlpatterns = [
     path(f"{WS}/", include("tracking.api.urls")),
     path(f"{WS}/", include("deployments.api.token_urls")),
     # Last: whatever else is asked under /api/v1 gets the API's JSON 404.
-    re_path(r"^.*$", views.NotFoundView.as_view(), name="api-not-found"),
+    re_path(r"^[\s\S]*$", views.NotFoundView.as_view(), name="api-not-found"),  # newlines too
 ]

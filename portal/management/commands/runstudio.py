@@ -1,4 +1,5 @@
-"""Run the web server and a Celery worker together; Ctrl-C stops both cleanly."""
+"""Run the web server, a Celery worker and what other apps add (the compute worker of
+`local` targets) together; Ctrl-C stops them all cleanly."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+
+from portal import registry
 
 
 class Command(BaseCommand):
@@ -63,6 +66,15 @@ class Command(BaseCommand):
                 "--schedule",
                 str(settings.DATA_DIR / "celerybeat-schedule"),
             ]
+        # Processes other apps add (the compute worker of `local` targets): name →
+        # (argv, environment).
+        envs: dict[str, dict[str, str] | None] = {}
+        if not opts["no_worker"]:
+            studio_url = f"http://{opts['host']}:{opts['port']}"
+            for extra in registry.call_hook("studio_processes", studio_url=studio_url):
+                for name, (argv, env) in extra.items():
+                    commands[name] = argv
+                    envs[name] = env
         procs: dict[str, subprocess.Popen] = {}
         stopping = False
 
@@ -74,7 +86,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         for name, command in commands.items():
             # Own process groups: a Ctrl-C reaches us once, and we stop the children in order.
-            procs[name] = subprocess.Popen(command, start_new_session=True)
+            procs[name] = subprocess.Popen(command, start_new_session=True, env=envs.get(name))
         self.stdout.write(
             self.style.SUCCESS(
                 f"ML Studio is up on http://{opts['host']}:{opts['port']}/ — Ctrl-C stops it."
