@@ -314,12 +314,6 @@ def build_scene() -> Scene:
     )
     scene = Scene(cast, experiment, deleted_experiment, run, deleted_run, model, logged_model)
     scene.artifact_root = settings.ARTIFACT_ROOT
-    # Remote runs: a compute target of the workspace's own, with a worker token.
-    from deployments.services.compute import compute_target_create
-    from deployments.services.workers import worker_token_create
-
-    scene.compute = compute_target_create(actor=cast.owner, workspace=ws, name="gpu")
-    scene.worker_token, _ = worker_token_create(actor=cast.owner, target=scene.compute, name="node")
     for who in CAST[:-1]:
         user = cast.user(who)
         browser = Client()

@@ -33,8 +33,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from deployments.services import compute, jobs, workers
-from deployments.tests.factories import submit
+from deployments.services import jobs, workers
+from deployments.services.compute import compute_target_create
+from deployments.services.environments import environment_register
+from deployments.tests.factories import make_zip, submit
 from portal import services
 from portal.models import DeletionJob
 from portal.tests.factories import PASSWORD, UserFactory
@@ -45,6 +47,9 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
+# Snapshots are uploaded as raw zip bytes: sent as schemathesis sends any binary body.
+schemathesis.serializer.alias("application/zip", "application/octet-stream")
+
 # Generated cases per operation (valid and invalid mixed): enough to reach every branch
 # of the serializers, few enough for the whole API to run in well under a minute on two
 # CPUs.
@@ -100,16 +105,19 @@ def scope(cast, settings, tmp_path) -> dict[str, str]:
         services.membership_grant(actor=cast.owner, scope=level, user=uma, role="reader")
     experiment = make_experiment(cast.workspace, "exp")
     run = make_run(experiment, "run", params={"a": 1}, metrics={"loss": [0.5, 0.4]})
+    # Remote runs: a target without jobs (so DELETE reaches the service), an environment,
+    # a stored snapshot and a queued job (whose run names it).
+    gpu = compute_target_create(actor=cast.owner, workspace=cast.workspace, name="gpu")
+    environment_register(actor=cast.owner, workspace=cast.workspace, name="team-env")
+    remote_job = submit(cast, actor=cast.owner)
     _, raw = services.token_create(user=cast.owner, name="schemathesis")
     # A remote run claimed by a worker of `local`: the worker side's operations are
     # called with that worker's token (a claim with the same key is answered again).
     remote = submit(cast, actor=cast.owner)
     jobs.remote_job_claim(job_id=remote.pk, worker_hostname="node", claim_key="fuzz-key")
     _, worker_raw = workers.worker_token_create(actor=None, target=None, name="fuzz")
-    gpu = compute.compute_target_create(actor=cast.owner, workspace=cast.workspace, name="gpu")
     gpu_token, _ = workers.worker_token_create(actor=cast.owner, target=gpu, name="node")
     return {
-        "compute_name": gpu.name,
         "worker_token_id": str(gpu_token.pk),
         "worker_token": worker_raw,
         "remote_job_id": str(remote.pk),
@@ -122,6 +130,11 @@ def scope(cast, settings, tmp_path) -> dict[str, str]:
         "token_id": str(other.pk),
         "experiment_id": str(experiment.pk),
         "run_id": run.run_uuid,
+        "compute": "gpu",
+        "environment": "team-env",
+        "version": "1",
+        "sha256": remote_job.snapshot_hash,
+        "job_run_id": remote_job.run.run_uuid,
     }
 
 
@@ -131,6 +144,8 @@ def _strategies(operation, real: dict[str, str]) -> list[tuple[st.SearchStrategy
     random will hit (the exact name that confirms a deletion, a password), a few cases
     with that value, run on their own so that success is always checked."""
     names = re.findall(r"{(\w+)}", operation.path)
+    if "/jobs/{run_id}" in operation.path:  # a remote run is named by its run's id
+        real = {**real, "run_id": real["job_run_id"]}
     fixed = {name: real[name] for name in names if name in real} or None
     fuzz = [
         operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed),
@@ -147,6 +162,15 @@ def _strategies(operation, real: dict[str, str]) -> list[tuple[st.SearchStrategy
         known["query"] = {"confirm": real[last]}
     elif method == "PATCH" and last == "resource_group":
         known["body"] = {"tags": {"team": "ml"}}
+    elif method == "PUT" and last == "sha256":  # the bytes that have the path's hash
+        known.update(body=make_zip(), media_type="application/zip")
+    elif method == "POST" and operation.path.endswith("/jobs"):
+        known["body"] = {
+            "experiment_name": "fuzzed",
+            "script": "train.py",
+            "environment": "mlstudio-minimal",
+            "snapshot_hash": real["sha256"],
+        }
     elif operation.path.startswith("/api/v1/compute/"):
         known.update(COMPUTE_KNOWN.get(operation.path.removeprefix("/api/v1/compute/"), {}))
     if known:
@@ -209,7 +233,8 @@ def test_api_conforms_to_its_schema(wsgi_app, scope):
     elapsed = time.monotonic() - started
     assert not failures, "\n\n".join(failures)
     # Reaching the views' success path, not only their 404s and 400s, for every operation
-    # of the tenancy half (the tracking half is tried as thoroughly, but its data is sparse).
+    # of the tenancy and remote-run halves (the tracking half is tried as thoroughly, but
+    # its data is sparse).
     tenancy = [op.label for op in operations if not re.search(r"/(experiments|runs)\b", op.path)]
     unreached = [label for label in tenancy if not any(200 <= s < 300 for s in answered[label])]
     assert not unreached, unreached

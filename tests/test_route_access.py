@@ -6,6 +6,7 @@ The tables (tests/access.py says how a row reads):
 - /api/v1, tenancy: API of portal/tests/test_api.py
 - /api/v1, tracking: ENDPOINTS of tracking/tests/test_api_v1.py
 - tracking pages and the MLflow protocol: PAGES and MLFLOW of tracking/tests/access.py
+- /api/v1, remote runs: API of deployments/tests/access.py
 - the rest, here: sign-in, the API's schema and docs, the MLflow entry points, the admin.
 
 A route without a row fails `test_every_route_has_a_row`, whatever URLconf or protocol
@@ -288,7 +289,8 @@ ROWS: list[Row] = [
     *_tracking_api(),
     *(replace(r, label=f"tracking page: {r.label}") for r in tracking_access.PAGES),
     *tracking_access.MLFLOW,
-    *deployments_access.ROWS,
+    *deployments_access.API,
+    *deployments_access.WORKER,
     *SITE,
     *_admin_site_rows(),
     *_admin_model_rows(),

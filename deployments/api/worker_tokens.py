@@ -1,6 +1,6 @@
 """Worker tokens of a compute target, for its owners: list, create (the secret and the
 command that joins a worker are shown once), revoke. Paths below a workspace:
-`computes/{name}/worker-tokens[/{id}]`."""
+`computes/{compute}/worker-tokens[/{worker_token_id}]`."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def _target(request: Request, kwargs: dict[str, Any]) -> ComputeTarget:
         kwargs["workspace"],
         min_role=Role.OWNER,
     )
-    target = compute_target_get(workspace=access.obj, name=kwargs["compute_name"])
+    target = compute_target_get(workspace=access.obj, name=kwargs["compute"])
     if target.is_local:
         # Its queue is every workspace's: only the studio's own worker may consume it.
         raise InvalidParameter(
