@@ -244,11 +244,12 @@ def cmd_environment_show(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_environment_register(args: argparse.Namespace, out: Output) -> int:
     """``mlstudio environment register NAME --pip ...``."""
+    if not (args.pip or args.requirements or args.python or args.env_var):
+        raise UserErrorException("Give the packages: --pip PACKAGE ... or -r requirements.txt.")
     ws = workspace_of(args)
     args.environment = args.name
     env = _environment(args, ws, None)
-    if env is None or not (args.pip or args.requirements or args.python or args.env_var):
-        raise UserErrorException("Give the packages: --pip PACKAGE ... or -r requirements.txt.")
+    assert env is not None  # the flags above make one
     if args.description:
         env.description = args.description
     out.record(env.register(ws).get_details())
