@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from mlstudio._client.remote import stage_status
-from mlstudio.cli.common import EXIT_ERROR, EXIT_OK, subcommands, workspace_of
+from mlstudio.cli.common import EXIT_ERROR, EXIT_OK, add_action, subcommands, workspace_of
 from mlstudio.cli.output import Output, when
 from mlstudio.compute import AmlCompute, ComputeTarget
 from mlstudio.environment import Environment, split_reference
@@ -286,14 +286,10 @@ def add_run_commands(
     )
     submit.set_defaults(func=cmd_run_submit)
 
-    logs = run.add_parser("logs", parents=[common, ws_flags], help="a remote run's output")
-    logs.add_argument("run_id")
+    flags = [common, ws_flags]
+    logs = add_action(run, "logs", "a remote run's output", cmd_run_logs, flags, "run_id")
     logs.add_argument("--follow", "-f", action="store_true", help="until the run ends")
-    logs.set_defaults(func=cmd_run_logs)
-
-    cancel = run.add_parser("cancel", parents=[common, ws_flags], help="cancel a run")
-    cancel.add_argument("run_id")
-    cancel.set_defaults(func=cmd_run_cancel)
+    add_action(run, "cancel", "cancel a run", cmd_run_cancel, flags, "run_id")
 
 
 def add_commands(
@@ -302,33 +298,21 @@ def add_commands(
     ws_flags: argparse.ArgumentParser,
 ) -> None:
     """Declare ``compute`` and ``environment``."""
+    flags = [common, ws_flags]
     compute = subcommands(commands, "compute", "compute targets of a workspace")
-    clist = compute.add_parser("list", parents=[common, ws_flags], help="list targets")
-    clist.set_defaults(func=cmd_compute_list)
-    show = compute.add_parser("show", parents=[common, ws_flags], help="a target's details")
-    show.add_argument("name")
-    show.set_defaults(func=cmd_compute_show)
-    create = compute.add_parser("create", parents=[common, ws_flags], help="create a target")
-    create.add_argument("name")
+    add_action(compute, "list", "list targets", cmd_compute_list, flags)
+    add_action(compute, "show", "a target's details", cmd_compute_show, flags, "name")
+    create = add_action(compute, "create", "create a target", cmd_compute_create, flags, "name")
     create.add_argument("--max-nodes", type=int, help="runs at once (default 1)")
     create.add_argument("--description")
-    create.set_defaults(func=cmd_compute_create)
-    delete = compute.add_parser("delete", parents=[common, ws_flags], help="delete a target")
-    delete.add_argument("name")
-    delete.set_defaults(func=cmd_compute_delete)
+    add_action(compute, "delete", "delete a target", cmd_compute_delete, flags, "name")
 
     environment = subcommands(commands, "environment", "environments of a workspace")
-    elist = environment.add_parser(
-        "list", parents=[common, ws_flags], help="latest version of each"
-    )
-    elist.set_defaults(func=cmd_environment_list)
-    eshow = environment.add_parser("show", parents=[common, ws_flags], help="one environment")
+    add_action(environment, "list", "latest version of each", cmd_environment_list, flags)
+    eshow = add_action(environment, "show", "one environment", cmd_environment_show, flags)
     eshow.add_argument("name", metavar="NAME[:VERSION]")
-    eshow.set_defaults(func=cmd_environment_show)
-    register = environment.add_parser(
-        "register", parents=[common, ws_flags], help="store a new version"
+    register = add_action(
+        environment, "register", "store a new version", cmd_environment_register, flags, "name"
     )
-    register.add_argument("name")
     _environment_flags(register, with_name=False)
     register.add_argument("--description")
-    register.set_defaults(func=cmd_environment_register)
