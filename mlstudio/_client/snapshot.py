@@ -30,7 +30,7 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO
 
 import pathspec
 
@@ -265,12 +265,3 @@ def upload_snapshot(client: HttpClient, workspace_path: str, snapshot: Snapshot)
     snapshot.stream.seek(0)
     client.request("PUT", path, data=snapshot.stream, headers={"Content-Type": "application/zip"})
     return True
-
-
-def describe(snapshot: Snapshot) -> dict[str, Any]:
-    """A short account of a snapshot, for messages: hash, files, bytes."""
-    return {
-        "snapshot_hash": snapshot.sha256,
-        "files": len(snapshot.files),
-        "size": snapshot.size,
-    }
