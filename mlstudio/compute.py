@@ -241,32 +241,6 @@ class ComputeTarget:
         """
         self.workspace._client.delete(self._path(), not_found=ComputeTargetNotFound)
 
-    # --- Worker tokens (owners) -------------------------------------------------------------
-
-    def create_worker_token(self, name: str) -> dict[str, Any]:
-        """A token for a compute worker to serve this target (the workspace owner's right).
-
-        Returns:
-            The token's record with ``token`` (shown this once) and ``command``: the command
-            that starts a worker with it.
-        """
-        return self.workspace._client.post(
-            self._path("worker-tokens"), {"name": name}, not_found=ComputeTargetNotFound
-        )
-
-    def list_worker_tokens(self) -> list[dict[str, Any]]:
-        """The target's worker tokens (without their secrets)."""
-        answer = self.workspace._client.get(
-            self._path("worker-tokens"), not_found=ComputeTargetNotFound
-        )
-        return list(answer["worker_tokens"])
-
-    def revoke_worker_token(self, token_id: int | str) -> None:
-        """Revoke a worker token: its workers are refused from then on."""
-        self.workspace._client.delete(
-            self._path("worker-tokens", segment(token_id)), not_found=ComputeTargetNotFound
-        )
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(Name: {self.name}, Max nodes: {self.max_nodes})"
 
