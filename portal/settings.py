@@ -364,6 +364,16 @@ SPECTACULAR_SETTINGS = {
         "TokenScopeEnum": ["read", "write", "full"],
         "MembershipScopeEnum": ["subscription", "resource_group", "workspace"],
         "RoleEnum": ["owner", "contributor", "reader"],
+        "ComputeKindEnum": ["celery"],
+        "RemoteJobStageEnum": [
+            "queued",
+            "preparing",
+            "running",
+            "finalizing",
+            "completed",
+            "failed",
+            "canceled",
+        ],
         "RunStatusEnum": ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"],
     },
     # Names in paths (portal.api.urls converters) are documented with their pattern, so

@@ -33,6 +33,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from deployments.services.compute import compute_target_create
+from deployments.services.environments import environment_register
+from deployments.tests.factories import make_zip, submit
 from portal import services
 from portal.models import DeletionJob
 from portal.tests.factories import PASSWORD, UserFactory
@@ -43,6 +46,9 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
+# Snapshots are uploaded as raw zip bytes: sent as schemathesis sends any binary body.
+schemathesis.serializer.alias("application/zip", "application/octet-stream")
+
 # Generated cases per operation (valid and invalid mixed): enough to reach every branch
 # of the serializers, few enough for the whole API to run in well under a minute on two
 # CPUs.
@@ -98,6 +104,11 @@ def scope(cast, settings, tmp_path) -> dict[str, str]:
         services.membership_grant(actor=cast.owner, scope=level, user=uma, role="reader")
     experiment = make_experiment(cast.workspace, "exp")
     run = make_run(experiment, "run", params={"a": 1}, metrics={"loss": [0.5, 0.4]})
+    # Remote runs: a target without jobs (so DELETE reaches the service), an environment,
+    # a stored snapshot and a queued job (whose run names it).
+    compute_target_create(actor=cast.owner, workspace=cast.workspace, name="gpu")
+    environment_register(actor=cast.owner, workspace=cast.workspace, name="team-env")
+    remote_job = submit(cast, actor=cast.owner)
     _, raw = services.token_create(user=cast.owner, name="schemathesis")
     return {
         "token": raw,
@@ -109,6 +120,11 @@ def scope(cast, settings, tmp_path) -> dict[str, str]:
         "token_id": str(other.pk),
         "experiment_id": str(experiment.pk),
         "run_id": run.run_uuid,
+        "compute": "gpu",
+        "environment": "team-env",
+        "version": "1",
+        "sha256": remote_job.snapshot_hash,
+        "job_run_id": remote_job.run.run_uuid,
     }
 
 
@@ -118,6 +134,8 @@ def _strategies(operation, real: dict[str, str]) -> list[tuple[st.SearchStrategy
     random will hit (the exact name that confirms a deletion, a password), a few cases
     with that value, run on their own so that success is always checked."""
     names = re.findall(r"{(\w+)}", operation.path)
+    if "/jobs/{run_id}" in operation.path:  # a remote run is named by its run's id
+        real = {**real, "run_id": real["job_run_id"]}
     fixed = {name: real[name] for name in names if name in real} or None
     fuzz = [
         operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed),
@@ -134,6 +152,15 @@ def _strategies(operation, real: dict[str, str]) -> list[tuple[st.SearchStrategy
         known["query"] = {"confirm": real[last]}
     elif method == "PATCH" and last == "resource_group":
         known["body"] = {"tags": {"team": "ml"}}
+    elif method == "PUT" and last == "sha256":  # the bytes that have the path's hash
+        known.update(body=make_zip(), media_type="application/zip")
+    elif method == "POST" and operation.path.endswith("/jobs"):
+        known["body"] = {
+            "experiment_name": "fuzzed",
+            "script": "train.py",
+            "environment": "mlstudio-minimal",
+            "snapshot_hash": real["sha256"],
+        }
     if known:
         good = operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed, **known)
         runs.append((good, 3))
@@ -181,7 +208,8 @@ def test_api_conforms_to_its_schema(wsgi_app, scope):
     elapsed = time.monotonic() - started
     assert not failures, "\n\n".join(failures)
     # Reaching the views' success path, not only their 404s and 400s, for every operation
-    # of the tenancy half (the tracking half is tried as thoroughly, but its data is sparse).
+    # of the tenancy and remote-run halves (the tracking half is tried as thoroughly, but
+    # its data is sparse).
     tenancy = [op.label for op in operations if not re.search(r"/(experiments|runs)\b", op.path)]
     unreached = [label for label in tenancy if not any(200 <= s < 300 for s in answered[label])]
     assert not unreached, unreached

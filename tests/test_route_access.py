@@ -6,6 +6,7 @@ The tables (tests/access.py says how a row reads):
 - /api/v1, tenancy: API of portal/tests/test_api.py
 - /api/v1, tracking: ENDPOINTS of tracking/tests/test_api_v1.py
 - tracking pages and the MLflow protocol: PAGES and MLFLOW of tracking/tests/access.py
+- /api/v1, remote runs: API of deployments/tests/access.py
 - the rest, here: sign-in, the API's schema and docs, the MLflow entry points, the admin.
 
 A route without a row fails `test_every_route_has_a_row`, whatever URLconf or protocol
@@ -35,6 +36,7 @@ from django.http import HttpResponse
 from django.test import override_settings
 from django.urls import include, path, reverse
 
+from deployments.tests import access as deployments_access
 from portal.tests.factories import PASSWORD
 from portal.tests.test_api import API
 from portal.tests.test_permissions import PAGES, ws_kw
@@ -287,6 +289,7 @@ ROWS: list[Row] = [
     *_tracking_api(),
     *(replace(r, label=f"tracking page: {r.label}") for r in tracking_access.PAGES),
     *tracking_access.MLFLOW,
+    *deployments_access.API,
     *SITE,
     *_admin_site_rows(),
     *_admin_model_rows(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -22,7 +23,7 @@ from deployments.runner.snapshot import (
 from portal.errors import InvalidParameter, NotFound
 from portal.models import Workspace
 from portal.services import audit_record
-from tracking.artifacts import CHUNK_SIZE, store_for
+from tracking.artifacts import CHUNK_SIZE, UploadTooLarge, store_for
 
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 # The upload (compressed) may be no larger than what it may unpack to.
@@ -35,38 +36,62 @@ def snapshot_path(snapshot_hash: str) -> str:
     return f"snapshots/{snapshot_hash}.zip"
 
 
-def _chunks(source: bytes | BinaryIO):
+Source = bytes | BinaryIO | Iterable[bytes]
+
+
+def _chunks(source: Source) -> Iterator[bytes]:
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
         for start in range(0, len(data), CHUNK_SIZE):
             yield data[start : start + CHUNK_SIZE]
         return
+    if not hasattr(source, "read"):  # chunks already (a request body being streamed)
+        yield from source
+        return
     while chunk := source.read(CHUNK_SIZE):
         yield chunk
 
 
+def snapshot_too_large() -> UploadTooLarge:
+    return UploadTooLarge(
+        f"The snapshot is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB; leave large "
+        "data out of the source directory and read it from storage in the script."
+    )
+
+
 def snapshot_store(
-    *, actor: AbstractBaseUser | None, workspace: Workspace, source: bytes | BinaryIO
+    *,
+    actor: AbstractBaseUser | None,
+    workspace: Workspace,
+    source: Source,
+    expected_hash: str | None = None,
 ) -> dict:
-    """Store a source zip (bytes or a binary stream); returns {hash, files, size,
-    stored} — `stored` is False when the same bytes were stored before."""
+    """Store a source zip (bytes, a binary stream or an iterable of chunks); returns
+    {hash, files, size, stored} — `stored` is False when the same bytes were stored
+    before. With `expected_hash` (the hash the uploader named it by), bytes of another
+    hash are refused. Past MAX_UPLOAD_BYTES: UploadTooLarge (413)."""
+    if expected_hash is not None:
+        snapshot_path(expected_hash)  # its form, before anything is read
     digest = hashlib.sha256()
     size = 0
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
         for chunk in _chunks(source):
             size += len(chunk)
             if size > MAX_UPLOAD_BYTES:
-                raise InvalidParameter(
-                    f"The snapshot is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB."
-                )
+                raise snapshot_too_large()
             digest.update(chunk)
             spool.write(chunk)
+        snapshot_hash = digest.hexdigest()
+        if expected_hash is not None and snapshot_hash != expected_hash:
+            raise InvalidParameter(
+                f"The uploaded bytes have sha256 {snapshot_hash}, not {expected_hash}: "
+                "the upload was changed or cut short."
+            )
         spool.seek(0)
         try:
             files = inspect_snapshot(spool)
         except SnapshotError as exc:
             raise InvalidParameter(f"The snapshot was refused: {exc}") from None
-        snapshot_hash = digest.hexdigest()
         path = snapshot_path(snapshot_hash)
         store = store_for(workspace)
         stored = not store.exists(path)

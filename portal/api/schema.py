@@ -35,6 +35,7 @@ ERROR_DESCRIPTIONS = {
     401: "UNAUTHENTICATED: no credentials, or a token that is invalid, expired or revoked.",
     403: "PERMISSION_DENIED: visible to the caller, but their role (or token) does not allow it.",
     404: "RESOURCE_DOES_NOT_EXIST: missing, or not visible to the caller.",
+    413: "REQUEST_LIMIT_EXCEEDED: the body is larger than this operation accepts.",
     429: "REQUEST_LIMIT_EXCEEDED: too many requests; wait for Retry-After seconds.",
 }
 
@@ -44,6 +45,7 @@ ERROR_EXAMPLES = {
     401: ("UNAUTHENTICATED", "The token is invalid, expired or revoked."),
     403: ("PERMISSION_DENIED", "This needs the contributor role on the workspace."),
     404: ("RESOURCE_DOES_NOT_EXIST", "Workspace not found"),
+    413: ("REQUEST_LIMIT_EXCEEDED", "The snapshot is larger than 300 MiB."),
     429: ("REQUEST_LIMIT_EXCEEDED", "Request was throttled. Expected available in 12 seconds."),
 }
 
@@ -78,6 +80,10 @@ PATH_PARAMETERS = {
     "run_id": "The run's id (32 hex digits, as MLflow gives it).",
     "job_id": "The deletion job's id: the `id` of the 202 answer that started it.",
     "token_id": "The token's id (not its secret).",
+    "compute": "The compute target's name (in any case).",
+    "environment": "The environment's name.",
+    "version": "The environment's version: a whole number from 1.",
+    "sha256": "The snapshot's sha256: 64 lowercase hexadecimal digits.",
 }
 
 

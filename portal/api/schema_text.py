@@ -15,8 +15,9 @@ def api_description(
     API_LOGIN_THROTTLE_RATE)."""
     return f"""\
 REST API v1 of ML Studio: the workspace tree (subscriptions → resource groups →
-workspaces), role assignments, personal tokens, and the MLflow data of each workspace
-(experiments, runs, metric history, artifacts).
+workspaces), role assignments, personal tokens, the MLflow data of each workspace
+(experiments, runs, metric history, artifacts), and remote runs (compute targets,
+environments, source snapshots, jobs).
 
 **Authentication.** Send `Authorization: Bearer <token>`. Create a token on the Tokens
 page, with `mlstudio login`, or with `POST /api/v1/login`. A token may be limited to
@@ -80,6 +81,25 @@ API_TAGS = [
         "downsampled history for charts.",
     },
     {"name": "artifacts", "description": "A run's files: list a folder, download a file."},
+    {
+        "name": "compute",
+        "description": "Compute targets: where remote runs go, each served by the workers "
+        "of its own queue. Every workspace has `local`, the studio's own worker.",
+    },
+    {
+        "name": "environments",
+        "description": "Versioned Python environments of remote runs (Python version, pip "
+        "packages, environment variables); the curated `mlstudio-…` ones exist everywhere.",
+    },
+    {
+        "name": "snapshots",
+        "description": "Zips of source folders, stored once per content (sha256).",
+    },
+    {
+        "name": "remote runs",
+        "description": "Scripts run on a compute target as MLflow runs: submit, follow the "
+        "stage and the log, cancel. A remote run is named by its MLflow run's id.",
+    },
     {
         "name": "jobs",
         "description": "Background deletions (workspaces, resource groups, experiment "

@@ -57,6 +57,8 @@ urlpatterns = [
     path(f"{WS}/tracking-token", views.TrackingTokenView.as_view(), name="api-tracking-token"),
     # Experiments, runs, metrics, artifacts of a workspace (tracking/api/v1).
     path(f"{WS}/", include("tracking.api.urls")),
+    # Compute targets, environments, snapshots and remote runs (deployments/api).
+    path(f"{WS}/", include("deployments.api.urls")),
     # Last: whatever else is asked under /api/v1 gets the API's JSON 404.
     re_path(r"^.*$", views.NotFoundView.as_view(), name="api-not-found"),
 ]

@@ -9,8 +9,7 @@ workspace can be named. Uploads stream the request body to the store in chunks
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
@@ -25,7 +24,6 @@ from mlflow.utils.mime_type_utils import _guess_mime_type
 
 from portal.errors import InvalidParameter, StudioError
 from tracking.artifacts import (
-    CHUNK_SIZE,
     ArtifactEntry,
     UploadTooLarge,
     artifact_uri_path,
@@ -36,18 +34,12 @@ from tracking.artifacts import (
 )
 from tracking.artifacts.paths import named_as_given
 from tracking.artifacts.responses import file_response
+from tracking.artifacts.uploads import request_body_chunks
 from tracking.mlflow.protocol import AJAX_ONLY, ROOT, Call, missing, route
 from tracking.models import Run
 from tracking.selectors import run_get
 
 ARTIFACTS = "2.0/mlflow-artifacts/artifacts"
-
-
-class LengthRequired(StudioError):
-    """A chunked body the server in front cannot decode (Django's development server)."""
-
-    code = "INVALID_PARAMETER_VALUE"
-    http_status = 411
 
 
 class ArtifactResponse(StreamingHttpResponse, HttpResponse):
@@ -88,58 +80,11 @@ def _upload_too_large(limit: int) -> UploadTooLarge:
     return UploadTooLarge(f"The artifact is larger than this server accepts ({limit} bytes).")
 
 
-TooLarge = Callable[[], StudioError | MlflowException]
-
-
-def _body_chunks(call: Call, limit: int, too_large: TooLarge) -> Iterator[bytes]:
-    """The request body in chunks, read from the stream however it is framed: sized
-    (Content-Length) or chunked (Transfer-Encoding, which `requests` sends for an empty
-    or streamed body). Raises `too_large()` before a chunk would pass `limit`, and
-    InvalidParameter when a sized body stops short; raising makes the store drop the
-    partial file."""
-    meta = call.request.META
-    if "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
-        # The server has decoded the chunks and ends the stream with the body (gunicorn
-        # says so with wsgi.input_terminated); Django's own request stream stops at
-        # Content-Length, which a chunked request has not, so read the server's.
-        if not meta.get("wsgi.input_terminated"):
-            raise LengthRequired(
-                "This server cannot read a chunked request body; send Content-Length."
-            )
-        return _read(meta["wsgi.input"], None, limit, too_large)
-    raw_length = (meta.get("CONTENT_LENGTH") or "0").strip() or "0"
-    try:
-        length = int(raw_length)
-    except ValueError:
-        raise InvalidParameter("Invalid Content-Length header.") from None
-    if length < 0:
-        raise InvalidParameter("Invalid Content-Length header.")
-    if length > limit:
-        raise too_large()  # refused before anything is read or stored
-    return _read(call.request, length, limit, too_large)
-
-
-def _read(stream: Any, length: int | None, limit: int, too_large: TooLarge) -> Iterator[bytes]:
-    """Chunks of `stream` up to `length` bytes, or to its end when the length is unknown."""
-    received = 0
-    while length is None or received < length:
-        want = CHUNK_SIZE if length is None else min(CHUNK_SIZE, length - received)
-        chunk = stream.read(want)
-        if not chunk:
-            break
-        received += len(chunk)
-        if received > limit:
-            raise too_large()
-        yield chunk
-    if length is not None and received < length:
-        raise InvalidParameter("The upload ended before its Content-Length was received.")
-
-
 @route("PUT", f"{ARTIFACTS}/<path:artifact_path>", write=True, raw=True)
 def upload_artifact(call: Call) -> dict:
     path = _file_path(call)
     limit = settings.ARTIFACT_MAX_UPLOAD_BYTES
-    chunks = _body_chunks(call, limit, lambda: _upload_too_large(limit))
+    chunks = request_body_chunks(call.request, limit, lambda: _upload_too_large(limit))
     store_for(call.workspace).write(path, chunks)
     return {}
 
@@ -231,7 +176,7 @@ def upload_run_artifact(call: Call) -> HttpResponse:
             )
         return _upload_too_large(limit)
 
-    chunks = _body_chunks(call, limit, too_large)
+    chunks = request_body_chunks(call.request, limit, too_large)
     run = run_get(workspace=call.workspace, run_id=run_uuid)
     store_for(call.workspace).write(_run_file(run, path), _not_empty(chunks))
     return HttpResponse(b"", content_type="application/json")
