@@ -9,6 +9,15 @@ service's SDK::
 
     ws = Workspace.from_config()
     mlflow.set_tracking_uri(ws.get_mlflow_tracking_uri())
+
+and runs scripts on the studio's compute targets::
+
+    from mlstudio import Environment, Experiment, ScriptRunConfig
+
+    src = ScriptRunConfig(source_directory="./train", script="train.py")
+    src.run_config.environment = Environment.get(ws, "mlstudio-sklearn")
+    run = Experiment(ws, "my_experiment").submit(src)
+    run.wait_for_completion(show_output=True)
 """
 
 from mlstudio._client.renewal import set_auth_provider_installer as _set_auth_provider_installer
@@ -19,15 +28,22 @@ from mlstudio.auth import (
     StoredLoginAuthentication,
     TokenAuthentication,
 )
+from mlstudio.compute import AmlCompute, ComputeTarget
+from mlstudio.conda_dependencies import CondaDependencies
+from mlstudio.environment import Environment
 from mlstudio.exceptions import (
+    ActivityFailedException,
     AuthenticationError,
     AuthorizationError,
+    ComputeTargetNotFound,
     ConfigurationError,
     ConflictError,
+    EnvironmentNotFound,
     ExperimentNotFound,
     JobFailedError,
     MLStudioError,
     NotFoundError,
+    RunFailedError,
     RunNotFound,
     ThrottledError,
     UserErrorException,
@@ -37,6 +53,7 @@ from mlstudio.exceptions import (
 from mlstudio.experiment import Experiment
 from mlstudio.run import Run
 from mlstudio.scopes import ResourceGroup, Subscription
+from mlstudio.script_run_config import RunConfiguration, ScriptRunConfig
 from mlstudio.workspace import Workspace
 
 
@@ -51,12 +68,19 @@ def _register_mlflow_auth_provider() -> bool:
 _set_auth_provider_installer(_register_mlflow_auth_provider)
 
 __all__ = [
+    "ActivityFailedException",
+    "AmlCompute",
     "AuthenticationError",
     "AuthorizationError",
+    "ComputeTarget",
+    "ComputeTargetNotFound",
+    "CondaDependencies",
     "ConfigurationError",
     "ConflictError",
     "DefaultAuthentication",
+    "Environment",
     "EnvironmentAuthentication",
+    "EnvironmentNotFound",
     "Experiment",
     "ExperimentNotFound",
     "JobFailedError",
@@ -64,7 +88,10 @@ __all__ = [
     "NotFoundError",
     "ResourceGroup",
     "Run",
+    "RunConfiguration",
+    "RunFailedError",
     "RunNotFound",
+    "ScriptRunConfig",
     "StoredLoginAuthentication",
     "Subscription",
     "ThrottledError",

@@ -79,6 +79,14 @@ class RunNotFound(NotFoundError):
     """No run with that id in the workspace."""
 
 
+class EnvironmentNotFound(NotFoundError):
+    """No environment (or version of it) with that name in the workspace."""
+
+
+class ComputeTargetNotFound(NotFoundError):
+    """No compute target with that name in the workspace."""
+
+
 class ValidationError(UserErrorException, ValueError):
     """The server rejected a value: a bad name, an out-of-range number (HTTP 400)."""
 
@@ -128,6 +136,18 @@ class JobFailedError(MLStudioError):
     def __init__(self, message: str, *, job: dict, **kwargs) -> None:
         super().__init__(message, **kwargs)
         self.job = job
+
+
+class RunFailedError(JobFailedError):
+    """A remote run ended Failed (``run.wait_for_completion`` raises it).
+
+    The message holds the studio's error (the script's exit code and the tail of its
+    output); ``job`` is the run's final job record (stage, exit_code, error, url, ...).
+    """
+
+
+# The reference SDK's name for it (azureml.exceptions.ActivityFailedException).
+ActivityFailedException = RunFailedError
 
 
 _BY_STATUS: dict[int, type[MLStudioError]] = {

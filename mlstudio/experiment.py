@@ -12,6 +12,7 @@ from typing import Any
 from mlstudio._client.http import segment
 from mlstudio._client.jobs import finish_job
 from mlstudio._client.parents import WorkspaceParent, experiment_by_id
+from mlstudio._client.snapshot import build_snapshot, upload_snapshot
 from mlstudio.exceptions import (
     ConflictError,
     ExperimentNotFound,
@@ -19,6 +20,7 @@ from mlstudio.exceptions import (
     WorkspaceNotFound,
 )
 from mlstudio.run import PARENT_TAG, RUN_TYPE_TAG, Run
+from mlstudio.script_run_config import ScriptRunConfig
 
 VIEW_TYPES = {"ActiveOnly": "active", "ArchivedOnly": "deleted", "All": "all"}
 
@@ -246,6 +248,55 @@ class Experiment:
             if any(run_params.get(k) != v for k, v in (properties or {}).items()):
                 continue
             yield Run(self, run_dto["run_id"], _dto=run_dto)
+
+    # --- Remote runs ------------------------------------------------------------------------
+
+    def submit(
+        self,
+        config: ScriptRunConfig,
+        tags: dict[str, str] | None = None,
+        *,
+        run_name: str | None = None,
+    ) -> Run:
+        """Run a script on a compute target, as a new run of this experiment.
+
+        The source directory is zipped (see mlstudio._client.snapshot: ignore files,
+        limits) and uploaded unless the studio has the same content already; the studio
+        queues the run on the target, whose worker builds the environment (once per spec)
+        and runs the script with MLflow tracking wired to this run. The experiment is
+        created if it does not exist yet.
+
+        Args:
+            config: What to run: a ScriptRunConfig.
+            tags: Tags of the new run {key: value}.
+            run_name: The run's name (default: one the studio makes up).
+
+        Returns:
+            The run, Queued; follow it with ``run.wait_for_completion(show_output=True)``.
+
+        Raises:
+            UserErrorException: the script is not in the source directory, the directory is
+                past the snapshot limits, or the environment is invalid.
+            NotFoundError: no such compute target or registered environment version.
+            AuthorizationError: submitting needs the contributor role.
+        """
+        if not isinstance(config, ScriptRunConfig):
+            raise UserErrorException(
+                f"Experiment.submit takes a ScriptRunConfig; got {type(config).__name__}."
+            )
+        client = self.workspace._client
+        with build_snapshot(config.source_directory) as snapshot:
+            body = config._job_spec(snapshot.paths)
+            upload_snapshot(client, self.workspace._path, snapshot)
+        body.update(experiment_name=self._name, snapshot_hash=snapshot.sha256)
+        if tags:
+            body["tags"] = {str(key): str(value) for key, value in tags.items()}
+        if run_name:
+            body["run_name"] = run_name
+        job = client.post(f"{self.workspace._path}/jobs", body)
+        if self._dto is None:  # the studio made the experiment with the run
+            self._resolve()
+        return Run(self, job["run_id"], _job=job)
 
     # --- Lifecycle --------------------------------------------------------------------------
 

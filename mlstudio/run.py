@@ -1,21 +1,28 @@
-"""Runs: their status, details, metrics, files, and cancel/delete/restore.
+"""Runs: their status, details, metrics, files, and cancel/delete/restore; a remote run's
+output and end (wait_for_completion).
 
 The lowest object: a run keeps the experiment it was built with and reaches its workspace
 through it (see mlstudio._client.parents).
+
+A remote run (``Experiment.submit``) is an MLflow run with a job: while it has one, its
+status is the job's stage (Queued, Preparing, Running, Finalizing, Completed, Failed,
+Canceled), since the MLflow run's own status cannot tell Preparing or Finalizing apart.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlstudio._client import remote
 from mlstudio._client.http import HttpClient, segment
 from mlstudio._client.parents import ExperimentParent, WorkspaceParent, experiment_by_id
-from mlstudio.exceptions import RunNotFound
+from mlstudio.exceptions import RunFailedError, RunNotFound
 
 # MLflow's run statuses as the reference service names them.
 STATUS_NAMES = {
@@ -35,6 +42,9 @@ def status_name(status: str) -> str:
 PARENT_TAG = "mlflow.parentRunId"
 RUN_TYPE_TAG = "mlstudio.runType"
 TARGET_TAG = "mlstudio.target"
+COMPUTE_TAG = "mlstudio.compute"  # a remote run's target: the studio tags its runs with it
+SOURCE_TYPE_TAG = "mlflow.source.type"
+LOG_FILE = "logs/std_log.txt"
 HISTORY_PAGE = 25_000  # the largest history page the API serves: most histories come whole
 
 
@@ -58,11 +68,16 @@ class Run:
     """
 
     def __init__(
-        self, experiment: ExperimentParent, run_id: str, _dto: dict[str, Any] | None = None
+        self,
+        experiment: ExperimentParent,
+        run_id: str,
+        _dto: dict[str, Any] | None = None,
+        _job: dict[str, Any] | None = None,
     ) -> None:
         self.experiment = experiment
         self._run_id = run_id
         self._dto = _dto if _dto is not None else self._fetch()
+        self._job = _job
 
     @staticmethod
     def get(workspace: WorkspaceParent, run_id: str) -> Run:
@@ -90,6 +105,26 @@ class Run:
         self._dto = self._fetch()
         return self._dto
 
+    @property
+    def _workspace_path(self) -> str:
+        return self.experiment.workspace._path
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether the run was submitted to a compute target (Experiment.submit)."""
+        tags = self._dto.get("tags") or {}
+        return self._job is not None or (tags.get(SOURCE_TYPE_TAG) == "JOB" and COMPUTE_TAG in tags)
+
+    def get_job(self) -> dict[str, Any]:
+        """A remote run's job, fresh: stage, status, compute, environment, script,
+        arguments, exit_code, error, log_bytes, url (the run's page), ...
+
+        Raises:
+            RunNotFound: the run is not a remote run.
+        """
+        self._job = remote.get_job(self._client, self._workspace_path, self._run_id)
+        return dict(self._job)
+
     # --- What it is -------------------------------------------------------------------------
 
     @property
@@ -105,6 +140,8 @@ class Run:
     @property
     def status(self) -> str:
         """The status when last read (see :meth:`get_status` for a fresh one)."""
+        if self._job is not None:
+            return remote.stage_status(self._job.get("stage"))
         return status_name(self._dto["status"])
 
     @property
@@ -117,8 +154,17 @@ class Run:
         return Run(self.experiment, parent_id) if parent_id else None
 
     def get_status(self) -> str:
-        """The run's current status: Running, Completed, Failed, Canceled or Queued."""
-        self._refresh()
+        """The run's current status.
+
+        Returns:
+            For a remote run one of Queued, Preparing, Running, Finalizing, Completed,
+            Failed, Canceled; for a run logged with mlflow one of Queued, Running,
+            Completed, Failed, Canceled.
+        """
+        if self.is_remote:
+            self.get_job()
+        else:
+            self._refresh()
         return self.status
 
     def get_tags(self) -> dict[str, str]:
@@ -140,8 +186,10 @@ class Run:
             outputDatasets, logFiles, submittedBy, artifactUri.
         """
         dto = self._refresh()
+        if self.is_remote:
+            self.get_job()
         tags = dict(dto.get("tags") or {})
-        return {
+        details = {
             "runId": dto["run_id"],
             "displayName": dto.get("run_name") or dto["run_id"],
             "experimentId": dto["experiment_id"],
@@ -150,13 +198,114 @@ class Run:
             "endTimeUtc": _utc(dto.get("end_time")),
             "properties": dict(dto.get("params") or {}),
             "tags": tags,
-            "target": tags.get(TARGET_TAG, "local"),
+            "target": tags.get(COMPUTE_TAG) or tags.get(TARGET_TAG, "local"),
             "inputDatasets": [],
             "outputDatasets": [],
             "logFiles": {},
             "submittedBy": dto.get("user_id") or "",
             "artifactUri": dto.get("artifact_uri"),
         }
+        if self._job is not None:
+            details.update(self._remote_details(self._job))
+        return details
+
+    def _remote_details(self, job: dict[str, Any]) -> dict[str, Any]:
+        """What a remote run's details add: its definition, log file and error."""
+        added: dict[str, Any] = {
+            "target": job.get("compute"),
+            "runDefinition": {
+                "script": job.get("script"),
+                "arguments": list(job.get("arguments") or []),
+                "target": job.get("compute"),
+                "environment": job.get("environment"),
+                "snapshotId": job.get("snapshot_hash"),
+                "maxRunDurationSeconds": job.get("max_run_duration_seconds"),
+            },
+            "logFiles": {LOG_FILE: self._client.url(self._logs_path())},
+            "exitCode": job.get("exit_code"),
+            "url": job.get("url"),
+        }
+        if job.get("stage") in ("failed", "canceled") and job.get("error"):
+            added["error"] = {"error": {"code": "UserError", "message": job["error"]}}
+        return added
+
+    def _logs_path(self) -> str:
+        return remote.job_path(self._workspace_path, self._run_id, "logs")
+
+    # --- A remote run's end and output ---------------------------------------------------------
+
+    def wait_for_completion(
+        self,
+        show_output: bool = False,
+        wait_post_processing: bool = False,
+        raise_on_error: bool = True,
+    ) -> dict[str, Any]:
+        """Wait until the run ends, printing its output as it comes when asked.
+
+        Args:
+            show_output: Print the script's output (stdout and stderr) as it comes, between
+                a header with the run's id and page and a summary at the end.
+            wait_post_processing: Accepted for compatibility: a remote run ends only after
+                its outputs/ are uploaded, so waiting always includes that.
+            raise_on_error: Raise when the run failed.
+
+        Returns:
+            A remote run's final job (stage, status, exit_code, error, url, ...); for a run
+            logged with mlflow, its details (see :meth:`get_details`).
+
+        Raises:
+            RunFailedError: the run failed and raise_on_error (also importable as
+                ActivityFailedException); its ``job`` is the final job.
+        """
+        if not self.is_remote:
+            while self.get_status() in ("Queued", "Running"):
+                remote.pause(remote.IDLE_POLL)
+            details = self.get_details()
+            if raise_on_error and details["status"] == "Failed":
+                raise RunFailedError(f"Run {self.id} failed.", job=details)
+            return details
+        job = self._job or self.get_job()
+        if show_output:
+            out = sys.stdout
+            out.write(f"RunId: {self.id}\nWeb View: {job.get('url')}\n\n")
+            out.write(f"Streaming {LOG_FILE}\n{'=' * (10 + len(LOG_FILE))}\n\n")
+            out.flush()
+            self.stream_logs(out, follow=True)
+        job = remote.wait_for_end(self._client, self._workspace_path, self.get_job())
+        self._job = job
+        if show_output:
+            sys.stdout.write(
+                f"\nExecution Summary\n=================\nRunId: {self.id}\n"
+                f"Status: {self.status}\nWeb View: {job.get('url')}\n\n"
+            )
+            sys.stdout.flush()
+        if raise_on_error and job.get("stage") == "failed":
+            exit_code = job.get("exit_code")
+            raise RunFailedError(
+                f"Run {self.id} failed"
+                + (f" (exit code {exit_code})" if exit_code is not None else "")
+                + f": {job.get('error') or 'no reason given'}\nSee {job.get('url')}",
+                job=job,
+            )
+        return dict(job)
+
+    def stream_logs(self, output: Any = None, follow: bool = True) -> None:
+        """Write a remote run's output (stdout and stderr of its script) to `output`.
+
+        Args:
+            output: A text file (default sys.stdout); flushed after each piece.
+            follow: Keep writing what comes until the run ends; else write what there is.
+
+        Raises:
+            RunNotFound: the run is not a remote run.
+        """
+        out = output if output is not None else sys.stdout
+
+        def write(text: str) -> None:
+            out.write(text)
+            out.flush()
+
+        remote.tail_log(self._client, self._workspace_path, self._run_id, write, follow=follow)
 
     # --- Metrics ----------------------------------------------------------------------------
 
@@ -259,8 +408,19 @@ class Run:
     # --- Lifecycle --------------------------------------------------------------------------
 
     def cancel(self) -> None:
-        """Mark a running or queued run Canceled (a finished one raises ValidationError)."""
-        self._dto = self._client.post(self._path("cancel"), not_found=RunNotFound)
+        """Cancel the run.
+
+        A remote run still queued ends Canceled at once; a running one is stopped by its
+        worker within seconds (its status says Canceled when it has). A run logged with
+        mlflow is marked Canceled (a finished one raises ValidationError).
+        """
+        if self.is_remote:
+            self._job = self._client.post(
+                remote.job_path(self._workspace_path, self._run_id, "cancel"),
+                not_found=RunNotFound,
+            )
+        else:
+            self._dto = self._client.post(self._path("cancel"), not_found=RunNotFound)
 
     def delete(self) -> None:
         """Soft-delete the run (:meth:`restore` brings it back)."""

@@ -18,6 +18,8 @@ from mlstudio._client import renewal, tenancy
 from mlstudio._client.config import CONFIG_DIR, CONFIG_FILE, load_config
 from mlstudio._client.http import Auth, HttpClient, make_client
 from mlstudio._client.jobs import finish_job
+from mlstudio.compute import ComputeTarget
+from mlstudio.environment import Environment
 from mlstudio.exceptions import (
     ConflictError,
     NotFoundError,
@@ -413,6 +415,18 @@ class Workspace:
     def experiments(self) -> Mapping[str, Experiment]:
         """The workspace's active experiments by name (read from the server on each use)."""
         return WorkspaceExperiments(self)
+
+    # --- Remote runs ------------------------------------------------------------------------
+
+    @property
+    def compute_targets(self) -> dict[str, ComputeTarget]:
+        """The workspace's compute targets by name, ``local`` included (read now)."""
+        return {target.name: target for target in ComputeTarget.list(self)}
+
+    @property
+    def environments(self) -> dict[str, Environment]:
+        """The latest version of each environment by name, curated ones included (read now)."""
+        return Environment.list(self)
 
     # --- Deleting ---------------------------------------------------------------------------
 

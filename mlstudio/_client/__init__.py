@@ -9,10 +9,11 @@ the plan, and lists every module, so a new one must be given a floor::
     cli  |  mlflow_plugin            the `mlstudio` command; MLflow's auth provider
     scopes                           ResourceGroup, Subscription
     workspace                        Workspace
-    experiment                       Experiment, ws.experiments
-    run                              Run
-    _client                          this package: http, tenancy, jobs, config, renewal,
-                                     parents
+    experiment                       Experiment, ws.experiments, Experiment.submit
+    run  |  script_run_config        Run; ScriptRunConfig, RunConfiguration
+    compute  |  environment          ComputeTarget, AmlCompute; Environment
+    _client  |  conda_dependencies   this package: http, tenancy, jobs, config, renewal,
+                                     parents, snapshot, remote; CondaDependencies
     auth                             credentials
     exceptions  |  _version          errors; the SDK's version
 
@@ -24,6 +25,9 @@ The modules of this package:
 - ``jobs``: following a server job (a cascade deletion) with a progress bar;
 - ``config``: finding and reading config.json;
 - ``renewal``: the workspace tracking tokens MLflow sends, renewed before they expire;
+- ``snapshot``: zipping a run's source directory (ignore files, limits, reproducible zip)
+  and uploading it once per content;
+- ``remote``: a remote run's job and output: stages as statuses, tailing the log;
 - ``parents``: how an object reaches the objects above it — the parent it was built with,
   or a builder that the parent's module provides at import — without importing them.
 """

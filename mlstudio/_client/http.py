@@ -7,7 +7,7 @@ import os
 import random
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote, urljoin
 
 import requests
@@ -122,26 +122,37 @@ class HttpClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        data: bytes | IO[bytes] | None = None,
+        headers: Mapping[str, str] | None = None,
         not_found: type[NotFoundError] = NotFoundError,
         stream: bool = False,
     ) -> requests.Response:
         """Send one request; answer the response, or raise the SDK exception for its error.
 
+        Args:
+            data: A raw body (bytes, or a seekable binary file sent from where it stands
+                now, again from there when a throttled request is retried).
+            headers: More headers (Content-Type of a raw body).
+
         Raises:
             MLStudioError: a subclass that matches the server's error (see exceptions).
         """
-        headers = {}
+        sent_headers = dict(headers or {})
         if self.auth is not None:
-            headers.update(self.auth.get_authentication_header(self.server_url))
+            sent_headers.update(self.auth.get_authentication_header(self.server_url))
         url = self.url(path)
+        start = data.tell() if data is not None and hasattr(data, "seek") else None
         for attempt in range(MAX_THROTTLE_RETRIES + 1):
+            if start is not None:
+                data.seek(start)  # type: ignore[union-attr]
             try:
                 response = self.session.request(
                     method,
                     url,
                     params=params,
                     json=json,
-                    headers=headers,
+                    data=data,
+                    headers=sent_headers,
                     timeout=self.timeout,
                     stream=stream,
                 )

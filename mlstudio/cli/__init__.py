@@ -1,4 +1,5 @@
-"""The ``mlstudio`` command: log in, manage workspaces, list experiments and runs, make tokens.
+"""The ``mlstudio`` command: log in, manage workspaces, list experiments and runs, make tokens,
+submit remote runs and follow them, list compute targets and environments.
 
 Exit codes (scripts can rely on them):
 
@@ -15,8 +16,8 @@ Exit codes (scripts can rely on them):
 ``--output json`` prints machine-readable JSON on stdout; messages, prompts and progress
 bars go to stderr, so stdout can be piped.
 
-The commands live in :mod:`.login`, :mod:`.workspaces` and :mod:`.experiments`; what they
-share in :mod:`.common` and :mod:`.output`.
+The commands live in :mod:`.login`, :mod:`.workspaces`, :mod:`.experiments` and
+:mod:`.remote`; what they share in :mod:`.common` and :mod:`.output`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import sys
 from collections.abc import Sequence
 
 from mlstudio._version import __version__
-from mlstudio.cli import experiments, login, workspaces
+from mlstudio.cli import experiments, login, remote, workspaces
 from mlstudio.cli.common import (
     EXIT_AUTH,
     EXIT_ERROR,
@@ -78,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = Parser(
         prog="mlstudio",
-        description="ML Studio command line: workspaces, experiments, runs and tokens.",
+        description="ML Studio command line: workspaces, experiments, runs, tokens, remote "
+        "runs, compute targets and environments.",
         epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 auth, 4 not found, 5 rejected.",
         parents=[common],
     )
@@ -86,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     login.add_commands(commands, common)
     workspaces.add_commands(commands, common)
-    experiments.add_commands(commands, common, ws_flags)
+    run = experiments.add_commands(commands, common, ws_flags)
+    remote.add_run_commands(run, common, ws_flags)
+    remote.add_commands(commands, common, ws_flags)
     return parser
 
 

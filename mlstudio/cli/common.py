@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from mlstudio._client.config import load_config
@@ -58,6 +59,23 @@ def subcommands(
     return commands.add_parser(name, help=help_text).add_subparsers(
         dest="action", required=True, parser_class=Parser
     )
+
+
+def add_action(
+    actions: argparse._SubParsersAction,
+    name: str,
+    help_text: str,
+    func: Callable[[argparse.Namespace, Output], int],
+    parents: list[argparse.ArgumentParser],
+    *positionals: str,
+) -> argparse.ArgumentParser:
+    """Add the action `name` that runs `func`, with `positionals` (plain string arguments);
+    answer its parser for the options."""
+    parser = actions.add_parser(name, parents=parents, help=help_text)
+    for positional in positionals:
+        parser.add_argument(positional)
+    parser.set_defaults(func=func)
+    return parser
 
 
 def server_url(args: argparse.Namespace, config: dict[str, Any] | None = None) -> str:

@@ -106,9 +106,9 @@ def add_commands(
     commands: argparse._SubParsersAction,
     common: argparse.ArgumentParser,
     ws_flags: argparse.ArgumentParser,
-) -> None:
+) -> argparse._SubParsersAction:
     """Declare ``experiment``, ``run`` and ``token``; `common` holds the global options,
-    `ws_flags` -w/-g/-s."""
+    `ws_flags` -w/-g/-s. Answers the actions of ``run``, for remote runs to add theirs."""
     experiment = subcommands(commands, "experiment", "experiments")
     elist = experiment.add_parser("list", parents=[common, ws_flags], help="list experiments")
     elist.add_argument("--view", choices=["active", "deleted", "all"], default="active")
@@ -136,3 +136,4 @@ def add_commands(
     tcreate.add_argument("--scope", choices=["read", "write", "full"], default="full")
     tcreate.add_argument("--expires-in", type=int, help="lifetime in seconds (default: none)")
     tcreate.set_defaults(func=cmd_token_create)
+    return run

@@ -3,6 +3,8 @@ state that reads nothing from the machine (no ~/.mlstudio, no MLSTUDIO_* variabl
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ import pytest
 
 from mlstudio import TokenAuthentication, Workspace
 from mlstudio._client import renewal
+from mlstudio.cli import main
 
 
 @pytest.fixture(autouse=True)
@@ -77,3 +80,39 @@ def studio(live_server, cast, sdk_env) -> Iterator[Studio]:
 
     _forget_fluent_state()
     mlflow.set_tracking_uri("")
+
+
+class Result:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    @property
+    def json(self):
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Runs the `mlstudio` command in-process: cli("run", "list", ...) -> Result."""
+
+    def run(*argv: str, stdin: str | None = None) -> Result:
+        if stdin is not None:
+            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        capsys.readouterr()  # what ran before (mlflow prints run links) is not the command's
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def logged_in(studio, cli):
+    """The contributor (carlos) logged in with `mlstudio login`."""
+    from portal.tests.factories import PASSWORD
+
+    result = cli(
+        "login", "--server", studio.url, "-u", "carlos", "--password-stdin", stdin=PASSWORD + "\n"
+    )
+    assert result.code == 0, result.err
+    return studio

@@ -3,46 +3,9 @@ logins and the exit codes scripts rely on."""
 
 from __future__ import annotations
 
-import io
 import json
 
-import pytest
-
 from mlstudio.auth import credentials_path, stored_login
-from mlstudio.cli import main
-
-
-class Result:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    @property
-    def json(self):
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    def run(*argv: str, stdin: str | None = None) -> Result:
-        if stdin is not None:
-            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        capsys.readouterr()  # what ran before (mlflow prints run links) is not the command's
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
-
-
-@pytest.fixture
-def logged_in(studio, cli):
-    from portal.tests.factories import PASSWORD
-
-    result = cli(
-        "login", "--server", studio.url, "-u", "carlos", "--password-stdin", stdin=PASSWORD + "\n"
-    )
-    assert result.code == 0, result.err
-    return studio
 
 
 def test_login_stores_a_token_and_later_commands_use_it(studio, cli):

@@ -164,11 +164,11 @@ def sdk_venv() -> Iterator[Path]:
     yield venv
 
 
-def test_reference_workflow_in_a_separate_virtualenv(sdk_venv, studio, tmp_path):
+def _project(sdk_venv: Path, studio, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A working folder with config.json as the workspace page offers it, and a clean
+    environment with a contributor's personal token in MLSTUDIO_TOKEN."""
     from portal import services
 
-    # A contributor's personal token in MLSTUDIO_TOKEN; config.json as the workspace page
-    # offers it; a clean environment and working folder.
     _, token = services.token_create(user=studio.cast.contributor, name="venv-script")
     work = tmp_path / "project"
     work.mkdir()
@@ -182,7 +182,6 @@ def test_reference_workflow_in_a_separate_virtualenv(sdk_venv, studio, tmp_path)
             }
         )
     )
-    (work / "workflow.py").write_text(SCRIPT)
     home = tmp_path / "home"
     home.mkdir()
     env = {
@@ -192,6 +191,12 @@ def test_reference_workflow_in_a_separate_virtualenv(sdk_venv, studio, tmp_path)
         "MLSTUDIO_TOKEN": token,
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "120",
     }
+    return work, env
+
+
+def test_reference_workflow_in_a_separate_virtualenv(sdk_venv, studio, tmp_path):
+    work, env = _project(sdk_venv, studio, tmp_path)
+    (work / "workflow.py").write_text(SCRIPT)
     result_file = tmp_path / "result.json"
     started = time.monotonic()
     done = subprocess.run(
@@ -248,3 +253,96 @@ def test_reference_workflow_in_a_separate_virtualenv(sdk_venv, studio, tmp_path)
     missing = mlstudio("run", "show", "0" * 32)
     assert missing.returncode == 4 and missing.stderr.startswith("mlstudio: error:")
     assert mlstudio("--version").stdout.startswith("mlstudio ")
+
+
+REMOTE_SCRIPT = r"""
+from mlstudio import Workspace, Experiment, Environment, ScriptRunConfig
+from mlstudio.conda_dependencies import CondaDependencies
+ws = Workspace.from_config()
+exp = Experiment(workspace=ws, name="my_experiment")
+env = Environment(name="mlflow-env")
+env.python.conda_dependencies = CondaDependencies.create(pip_packages=["mlflow", "scikit-learn"])
+src = ScriptRunConfig(source_directory="./train", script="train.py", arguments=["--alpha", 0.5])
+src.run_config.target = "cpu-cluster"
+src.run_config.environment = env
+run = exp.submit(src)
+run.wait_for_completion(show_output=True)   # streams the script's output as it comes
+print(run.get_status(), run.get_metrics())
+"""
+
+
+def test_reference_remote_run_workflow_in_a_separate_virtualenv(
+    sdk_venv, studio, tmp_path, monkeypatch
+):
+    """The reference remote-run workflow, only the import changed, in the SDK-only
+    virtualenv; the test plays the compute worker and checks the script's process prints
+    each piece of output before the next one exists."""
+    import queue
+    import threading
+
+    import mlflow
+
+    from deployments.models import RemoteJob
+    from deployments.services.compute import compute_target_create
+    from mlstudio.tests.remote_support import FakeWorker, no_queue, train_dir
+
+    work, env = _project(sdk_venv, studio, tmp_path)
+    (work / "workflow.py").write_text(REMOTE_SCRIPT)
+    train_dir(work)
+    no_queue(monkeypatch)
+    compute_target_create(
+        actor=studio.cast.owner, workspace=studio.cast.workspace, name="cpu-cluster"
+    )
+    script = subprocess.Popen(
+        [str(sdk_venv / "bin" / "python"), "workflow.py"],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in script.stdout], daemon=True
+    ).start()
+    printed: list[str] = []
+
+    def wait_for(text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in printed):
+            try:
+                printed.append(lines.get(timeout=max(deadline - time.monotonic(), 0.01)))
+            except queue.Empty:
+                script.kill()
+                pytest.fail(f"the script did not print {text!r}:\n{''.join(printed)}")
+
+    try:
+        deadline = time.monotonic() + 120
+        while not RemoteJob.objects.exists():
+            assert script.poll() is None, "the script ended before it submitted"
+            assert time.monotonic() < deadline, "no job was submitted"
+            time.sleep(0.2)
+        run_id = RemoteJob.objects.get().run.run_uuid
+        wait_for("Streaming logs/std_log.txt")
+        worker = FakeWorker(run_id)
+        worker.claim()
+        worker.report("running")
+        worker.log("epoch 1 loss=0.9\n")
+        wait_for("epoch 1 loss=0.9")
+        assert not any("epoch 2" in line for line in printed)
+        worker.log("epoch 2 loss=0.4\n")
+        wait_for("epoch 2 loss=0.4")
+        client = mlflow.MlflowClient(studio.workspace("contributor").get_mlflow_tracking_uri())
+        client.log_metric(run_id, "alpha", 0.5)
+        worker.report("finalizing")
+        worker.report("completed", exit_code=0)
+        wait_for("Completed {'alpha': 0.5}")
+        assert script.wait(timeout=60) == 0, "".join(printed)
+    finally:
+        if script.poll() is None:
+            script.kill()
+    output = "".join(printed)
+    assert output.index("epoch 1") < output.index("epoch 2") < output.index("Execution Summary")
+    job = RemoteJob.objects.select_related("environment").get()
+    assert (job.compute_name, job.arguments) == ("cpu-cluster", ["--alpha", "0.5"])
+    assert job.environment.name == "mlflow-env"
