@@ -343,45 +343,41 @@ def build_table(results: dict[str, dict[str, dict]], s: Sizes) -> tuple[list[lis
         ours_cell, ours, ours_timeout = _cell(results["ours"].get(row.workload), row)
         theirs_cell, theirs, theirs_timeout = _cell(results["mlflow"].get(row.workload), row)
         ratio, ratio_cell = _ratio(row, ours, theirs, theirs_timeout)
-        targets = []
-        if row.target:
-            if ratio is None:
-                targets.append(f"≥ {row.target:g}× — not measured")
-            elif ratio >= row.target:
-                targets.append(f"≥ {row.target:g}× — met")
-            else:
-                targets.append(f"≥ {row.target:g}× — **MISSED**")
-                misses.append(row.label)
-        if row.max_slowdown:
-            bound = f"ours ≤ {row.max_slowdown:g}× theirs"
-            if ratio is None:
-                targets.append(f"{bound} — not measured")
-            elif ratio * row.max_slowdown >= 1:
-                targets.append(f"{bound} — met")
-            else:
-                targets.append(f"{bound} — **MISSED**")
-                misses.append(row.label)
-        if row.limit:
-            bound = f"< {row.limit:g} {row.unit}"
-            if ours_timeout is not None or (ours is not None and ours >= row.limit):
-                targets.append(f"{bound} — **MISSED**")
-                misses.append(row.label)
-            elif ours is None:
-                targets.append(f"{bound} — not measured")
-            else:
-                targets.append(f"{bound} — met")
-        if row.check:
-            holds = _dig_bool(results["ours"].get(row.workload), row.check)
-            if holds is None:
-                targets.append("correct — not measured")
-            elif holds:
-                targets.append("correct — met")
-            else:
-                targets.append("correct — **WRONG**")
-                misses.append(row.label)
-        target = "; ".join(targets)
+        holds = _dig_bool(results["ours"].get(row.workload), row.check) if row.check else None
+        verdicts = _verdicts(row, ratio, ours, ours_timeout, holds)
+        if any(met is False for _, met in verdicts):
+            misses.append(row.label)
+        target = "; ".join(f"{bound} — {VERDICTS[met]}" for bound, met in verdicts)
         table.append([row.label, row.unit, ours_cell, theirs_cell, ratio_cell, target])
     return table, misses
+
+
+VERDICTS = {True: "met", False: "**MISSED**", None: "not measured"}
+
+
+def _verdicts(
+    row: Row,
+    ratio: float | None,
+    ours: float | None,
+    ours_timeout: float | None,
+    holds: bool | None,
+) -> list[tuple[str, bool | None]]:
+    """Each of the row's targets and whether it is met (None: not measured)."""
+    out: list[tuple[str, bool | None]] = []
+    if row.target:
+        out.append((f"≥ {row.target:g}×", None if ratio is None else ratio >= row.target))
+    if row.max_slowdown:
+        met = None if ratio is None else ratio * row.max_slowdown >= 1
+        out.append((f"ours ≤ {row.max_slowdown:g}× theirs", met))
+    if row.limit:
+        bound = f"< {row.limit:g} {row.unit}"
+        if ours_timeout is not None:  # a timeout is a miss, however long it was
+            out.append((bound, False))
+        else:
+            out.append((bound, None if ours is None else ours < row.limit))
+    if row.check:
+        out.append(("correct", holds))
+    return out
 
 
 def _dig_bool(result: dict | None, path: str) -> bool | None:
