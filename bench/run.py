@@ -445,7 +445,9 @@ def _history_run(server: Server, sizes: Sizes, shared: dict) -> dict:
     return loaded
 
 
-def run_workload(name: str, server: Server, sizes: Sizes, shared: dict) -> dict:
+def run_workload(
+    name: str, server: Server, sizes: Sizes, shared: dict, remote: Remote | None = None
+) -> dict:
     """Load data, ANALYZE, then measure reads — each step in a fresh client process.
 
     `shared` is this server's data that later workloads reuse: the search workload's seeded
@@ -493,7 +495,9 @@ def run_workload(name: str, server: Server, sizes: Sizes, shared: dict) -> dict:
         loaded = _history_run(server, sizes, shared)
         return {"prep": loaded, **run_client(server, name, sizes, {"run_id": loaded["run_id"]})}
     if name == "remote":
-        return run_remote(server, sizes, shared["remote"])
+        if remote is None:
+            raise RuntimeError("the remote workload was not set up")
+        return run_remote(server, sizes, remote)
     if name in prep:
         loaded = run_client(server, prep[name], sizes)
         analyze(server)
@@ -768,14 +772,14 @@ def servers_running(
             stop_server(server)
 
 
-def _measure(name: str, server: Server, sizes: Sizes, shared: dict) -> dict:
+def _measure(name: str, server: Server, sizes: Sizes, shared: dict, remote: Remote | None) -> dict:
     label = LABELS[server.key]
     if server.proc.poll() is not None:
         return {"error": f"{label} is not running"}
     print(f"[{name}] {label} …", end=" ", flush=True)
     started = time.monotonic()
     try:
-        result = run_workload(name, server, sizes, shared)
+        result = run_workload(name, server, sizes, shared, remote)
     except Exception as exc:
         lines = str(exc).strip().splitlines()
         result = {"error": lines[-1] if lines else repr(exc)}
@@ -806,16 +810,15 @@ def main(argv: list[str]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="mlstudio-bench-"))
     try:
         with contextlib.ExitStack() as stack:
-            broker = ""
+            remote = None
             if "remote" in args.workloads:
                 remote = stack.enter_context(remote_setup(args))
-                broker = remote.broker
-                for key in SERVERS:
-                    shared[key]["remote"] = remote
+            broker = remote.broker if remote else ""
             servers = stack.enter_context(servers_running(args, workdir, broker))
             for name in args.workloads:
                 for server in servers:
-                    results[server.key][name] = _measure(name, server, sizes, shared[server.key])
+                    data = shared[server.key]
+                    results[server.key][name] = _measure(name, server, sizes, data, remote)
     except KeyboardInterrupt:
         print("\nInterrupted; servers stopped.", file=sys.stderr)
         return 130
