@@ -54,8 +54,8 @@ format: install-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## Benchmark our tracking server against `mlflow server` on the local PostgreSQL;
-## prints the table and writes var/bench/last.md. `make bench BENCH_ARGS=--quick` for a smoke test.
+## Benchmark our tracking server against `mlflow server` on the local PostgreSQL, and
+## remote runs against `mlflow run`; prints the table and writes var/bench/last.md. `make bench BENCH_ARGS=--quick` for a smoke test.
 bench: install-test
 	pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | tail -1) main start
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

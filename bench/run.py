@@ -4,6 +4,8 @@ Both servers run on this machine against the same PostgreSQL (separate databases
 recreated at every start) with the same number of worker processes, and both are
 driven by the same workloads through the real `mlflow` client. Each workload runs
 in a fresh client process per server, so no client state leaks from one to the other.
+The `remote` workload adds a Redis of its own (the studio's broker) and, while it runs,
+the studio's compute worker; it compares remote runs with `mlflow run` (remote.py).
 
     .venv/bin/python bench/run.py            # full sizes (make bench)
     .venv/bin/python bench/run.py --quick    # small sizes, a smoke test
@@ -33,6 +35,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from remote import write_project
 from report import LABELS, SERVERS, build_table, render_text, write_report
 from workloads import LONG_KEY, QUICK, RESULT_PREFIX, UI_PASSWORD_ENV, UI_USER_ENV, Sizes
 
@@ -42,8 +45,24 @@ BIN = Path(sys.executable).parent
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 OURS_DB, MLFLOW_DB = "mlstudio_bench", "mlflow_bench"
 # `api` after `history`: it reads the search workload's runs and the history workload's run.
-WORKLOADS = ("ingest", "log_metric", "search", "history", "api", "bulk", "memory", "pages")
+WORKLOADS = (
+    "ingest",
+    "log_metric",
+    "search",
+    "history",
+    "api",
+    "bulk",
+    "memory",
+    "pages",
+    "remote",
+)
 UI_USER = "bench"
+# remote: the Python the project declares, the compute worker's slots (the local target's
+# max_nodes is set to match), and the uv download cache every build shares. It outlives
+# the run, like the tests' one, so only a machine's first run downloads the packages.
+REMOTE_PYTHON = "3.11"
+REMOTE_SLOTS = 2
+UV_CACHE = Path(tempfile.gettempdir()) / f"mlstudio-bench-uv-cache-{os.getuid()}"
 
 
 @dataclasses.dataclass
@@ -58,6 +77,7 @@ class Server:
     password: str = ""  # our studio pages' sign-in (user UI_USER)
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
+    env: dict[str, str] = dataclasses.field(default_factory=dict)  # the studio's
 
     @property
     def base(self) -> str:
@@ -161,11 +181,16 @@ def _manage(env: dict[str, str], *args: str) -> str:
     return done.stdout.strip().splitlines()[-1].strip()
 
 
-def start_server(server: Server, workers: int, threads: int, sgi: str, pages: bool) -> None:
+def start_server(
+    server: Server, workers: int, threads: int, sgi: str, pages: bool, broker: str = ""
+) -> None:
     server.workdir.mkdir(parents=True, exist_ok=True)
     recreate_database(server.database)
     if server.kind == "studio":
         env = _studio_env(server)
+        if broker:  # remote runs: jobs go to the compute worker through this broker
+            env.update(CELERY_BROKER_URL=broker, COMPUTE_LOCAL_SLOTS=str(REMOTE_SLOTS))
+        server.env = env
         server.password = secrets.token_urlsafe(16)
         env.update(MLSTUDIO_ADMIN_USER=UI_USER, MLSTUDIO_ADMIN_PASSWORD=server.password)
         _manage(env, "migrate", "--noinput")
@@ -254,13 +279,18 @@ def _tail(server: Server, lines: int = 30) -> str:
 
 
 def stop_server(server: Server) -> None:
-    proc = server.proc
-    if proc is None or proc.poll() is not None:
+    if server.proc is not None:
+        _stop_group(server.proc, timeout=15)
+
+
+def _stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM to the process's group (its own session), SIGKILL after `timeout`."""
+    if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=15)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -415,7 +445,9 @@ def _history_run(server: Server, sizes: Sizes, shared: dict) -> dict:
     return loaded
 
 
-def run_workload(name: str, server: Server, sizes: Sizes, shared: dict) -> dict:
+def run_workload(
+    name: str, server: Server, sizes: Sizes, shared: dict, remote: Remote | None = None
+) -> dict:
     """Load data, ANALYZE, then measure reads — each step in a fresh client process.
 
     `shared` is this server's data that later workloads reuse: the search workload's seeded
@@ -462,6 +494,10 @@ def run_workload(name: str, server: Server, sizes: Sizes, shared: dict) -> dict:
     if name == "history":
         loaded = _history_run(server, sizes, shared)
         return {"prep": loaded, **run_client(server, name, sizes, {"run_id": loaded["run_id"]})}
+    if name == "remote":
+        if remote is None:
+            raise RuntimeError("the remote workload was not set up")
+        return run_remote(server, sizes, remote)
     if name in prep:
         loaded = run_client(server, prep[name], sizes)
         analyze(server)
@@ -484,6 +520,181 @@ def _header(args: argparse.Namespace, started: float, load: tuple[float, ...]) -
         f"Mode: {'quick' if args.quick else 'full'}; took {time.monotonic() - started:,.0f} s; "
         f"load average at start {load[0]:.1f}, at end {os.getloadavg()[0]:.1f}."
     )
+
+
+# --- remote runs: a private Redis, the compute worker --------------------------------
+
+
+@dataclasses.dataclass
+class Remote:
+    """What the remote workload shares: its folder (searchable by the sandbox's uid), the
+    project both sides run, and the broker between the studio and its worker (a Redis of
+    our own: the machine's serves others)."""
+
+    root: Path
+    project: Path
+    broker: str = ""
+    redis: subprocess.Popen | None = None
+
+
+@contextlib.contextmanager
+def remote_setup(args: argparse.Namespace) -> Iterator[Remote]:
+    root = Path(tempfile.mkdtemp(prefix="mlstudio-bench-remote-"))
+    root.chmod(0o711)  # the sandbox's uid reaches the worker's envs and jobs through it
+    UV_CACHE.mkdir(mode=0o700, exist_ok=True)
+    remote = Remote(root=root, project=root / "project")
+    write_project(remote.project, REMOTE_PYTHON)
+    try:
+        if args.only != "mlflow" and not args.ours_as_mlflow:
+            remote.redis, remote.broker = _start_redis(root / "redis")
+        yield remote
+    finally:
+        if remote.redis is not None:
+            _stop_group(remote.redis)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _start_redis(folder: Path) -> tuple[subprocess.Popen | None, str]:
+    """A redis-server on a free port, keeping nothing on disk; (None, "") without one."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        print("  redis-server is not installed: the remote workload will fail", flush=True)
+        return None, ""
+    folder.mkdir()
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", PG_HOST, "--save", "", "--appendonly", "no"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    import socket
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex((PG_HOST, port)) == 0:
+                return proc, f"redis://{PG_HOST}:{port}/0"
+        time.sleep(0.05)
+    _stop_group(proc)
+    raise RuntimeError("redis-server did not start")
+
+
+# What runstudio gets from the hook: the worker's command line and environment (its own
+# new worker token, none of the studio's secrets).
+_WORKER_HOOK = """
+import json
+from portal import registry
+found = {}
+for extra in registry.call_hook("studio_processes", studio_url=%r):
+    found.update(extra)
+argv, env = found["compute"]
+print(json.dumps({"argv": argv, "env": env}))
+"""
+
+
+@contextlib.contextmanager
+def compute_worker(server: Server, remote: Remote) -> Iterator[Path]:
+    """The compute worker `make run` starts beside the studio (the studio_processes hook's
+    command), with its caches in the bench's folder; yields its environment cache."""
+    if not remote.broker:
+        raise RuntimeError("no broker for the compute worker (is redis-server installed?)")
+    hooked = json.loads(_manage(server.env, "shell", "-c", _WORKER_HOOK % server.base))
+    cache, jobs = remote.root / "worker-envs", remote.root / "worker-jobs"
+    argv = [
+        *hooked["argv"],
+        "--cache-dir",
+        str(cache),
+        "--uv-cache-dir",
+        str(UV_CACHE),
+        "--jobs-dir",
+        str(jobs),
+    ]
+    log_path = OUT_DIR / "compute-worker.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=hooked["env"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while " ready." not in log_path.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the compute worker did not start; see {log_path}")
+            time.sleep(0.1)
+        yield cache
+    finally:
+        _stop_group(proc)
+
+
+def _wait_for_bytecode(cache: Path, timeout: float = 600) -> float:
+    """Wait until the worker's background bytecode compile of its envs ends; its seconds."""
+    deadline, seconds = time.monotonic() + timeout, 0.0
+    for env in (p for p in (cache / "envs").iterdir() if not p.name.startswith(".")):
+        marker = env / "mlstudio-bytecode.json"
+        while not marker.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{env.name[:12]}: no bytecode after {timeout:.0f} s")
+            time.sleep(0.2)
+        seconds = max(seconds, json.loads(marker.read_text())["seconds"])
+    return seconds
+
+
+def _drain_rows(server: Server, run_ids: list[str]) -> dict:
+    """The server's side of "each job ran exactly once": attempts and claims per job row."""
+    with _pg_connect(server.database) as conn:
+        rows = conn.execute(
+            "SELECT r.run_uuid, j.attempts, j.log FROM deployments_remotejob j "
+            "JOIN tracking_run r ON r.id = j.run_id WHERE r.run_uuid = ANY(%s)",
+            (run_ids,),
+        ).fetchall()
+    wrong = [
+        f"{run_uuid[:8]}: {attempts} attempt(s), {log.count('Claimed by')} claim(s)"
+        for run_uuid, attempts, log in rows
+        if attempts != 1 or log.count("Claimed by") != 1
+    ]
+    if len(rows) != len(run_ids):
+        wrong.append(f"{len(run_ids) - len(rows)} job rows missing")
+    return {"rows": len(rows), "once": not wrong, "wrong": wrong[:10]}
+
+
+def run_remote(server: Server, sizes: Sizes, remote: Remote) -> dict:
+    """Ours: the compute worker started, one run to build its env (its bytecode waited
+    for), timed runs, cold builds, the drain. mlflow: a first `mlflow run`, timed runs,
+    bare uv builds."""
+    state = {
+        "kind": server.kind,
+        "uri": server.uri,
+        "base": server.base,
+        "studio_url": server.studio_url if server.kind == "studio" else "",
+        "project": str(remote.project),
+        "root": str(remote.root),
+        "uv_cache": str(UV_CACHE),
+        "checkout": str(ROOT),
+        "slots": REMOTE_SLOTS,
+        "mlflow_env_root": str(remote.root / "mlflow-envs"),
+    }
+    if server.kind != "studio":
+        first = run_client(server, "remote_warmup", sizes, state)
+        warm = run_client(server, "remote_warm", sizes, state)
+        cold = run_client(server, "remote_cold", sizes, state)
+        return {"first": first, "warm": warm, "cold": cold}
+    with compute_worker(server, remote) as cache:
+        first = run_client(server, "remote_warmup", sizes, state)
+        first["bytecode_s"] = _wait_for_bytecode(cache)
+        warm = run_client(server, "remote_warm", sizes, state)
+        cold = run_client(server, "remote_cold", sizes, state)
+        drain = run_client(server, "remote_drain", sizes, state)
+    drain.update(_drain_rows(server, drain["run_ids"]))
+    drain["exactly_once"] = (
+        drain["output_once"] and drain["once"] and (drain["completed"] == drain["jobs"])
+    )
+    return {"first": first, "warm": warm, "cold": cold, "drain": drain}
 
 
 # --- main -----------------------------------------------------------------------------
@@ -535,7 +746,9 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def servers_running(args: argparse.Namespace, workdir: Path) -> Iterator[list[Server]]:
+def servers_running(
+    args: argparse.Namespace, workdir: Path, broker: str = ""
+) -> Iterator[list[Server]]:
     chosen = [args.only] if args.only else list(SERVERS)
     servers = [
         Server(
@@ -551,7 +764,7 @@ def servers_running(args: argparse.Namespace, workdir: Path) -> Iterator[list[Se
         for server in servers:
             print(f"Starting {LABELS[server.key]} ({server.kind}) on {server.base} …", flush=True)
             pages = "pages" in args.workloads
-            start_server(server, args.workers, args.threads, args.mlflow_sgi, pages)
+            start_server(server, args.workers, args.threads, args.mlflow_sgi, pages, broker)
             print(f"  tracking URI {server.uri}", flush=True)
         yield servers
     finally:
@@ -559,14 +772,14 @@ def servers_running(args: argparse.Namespace, workdir: Path) -> Iterator[list[Se
             stop_server(server)
 
 
-def _measure(name: str, server: Server, sizes: Sizes, shared: dict) -> dict:
+def _measure(name: str, server: Server, sizes: Sizes, shared: dict, remote: Remote | None) -> dict:
     label = LABELS[server.key]
     if server.proc.poll() is not None:
         return {"error": f"{label} is not running"}
     print(f"[{name}] {label} …", end=" ", flush=True)
     started = time.monotonic()
     try:
-        result = run_workload(name, server, sizes, shared)
+        result = run_workload(name, server, sizes, shared, remote)
     except Exception as exc:
         lines = str(exc).strip().splitlines()
         result = {"error": lines[-1] if lines else repr(exc)}
@@ -596,10 +809,16 @@ def main(argv: list[str]) -> int:
     shared: dict[str, dict] = {key: {} for key in SERVERS}  # data reused across workloads
     workdir = Path(tempfile.mkdtemp(prefix="mlstudio-bench-"))
     try:
-        with servers_running(args, workdir) as servers:
+        with contextlib.ExitStack() as stack:
+            remote = None
+            if "remote" in args.workloads:
+                remote = stack.enter_context(remote_setup(args))
+            broker = remote.broker if remote else ""
+            servers = stack.enter_context(servers_running(args, workdir, broker))
             for name in args.workloads:
                 for server in servers:
-                    results[server.key][name] = _measure(name, server, sizes, shared[server.key])
+                    data = shared[server.key]
+                    results[server.key][name] = _measure(name, server, sizes, data, remote)
     except KeyboardInterrupt:
         print("\nInterrupted; servers stopped.", file=sys.stderr)
         return 130

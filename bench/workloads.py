@@ -4,6 +4,8 @@
 client against the spec's tracking URI (credentials come from the environment, as
 for any mlflow user) and prints its figures as one JSON line after RESULT_PREFIX.
 The values logged are deterministic, so both servers receive the same data.
+The remote-run workloads (`remote.py`) drive the studio's remote-run API, `mlflow run`
+and uv instead.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from remote import CLIENT_WORKLOADS as REMOTE_WORKLOADS
 
 RESULT_PREFIX = "BENCH-RESULT "
 SEARCH_FILTER = "metrics.acc > 0.5 and params.model = 'a'"
@@ -49,6 +53,9 @@ class Sizes:
     memory_steps: int = 1_000_000  # also the long run the compare page charts (`pages`)
     page_repeats: int = 5  # measured loads of each page, after one warm-up load
     page_timeout_s: int = 60  # a page not drawn by then is recorded as a timeout
+    remote_repeats: int = 5  # remote runs timed per side, after one warm-up run each
+    cold_repeats: int = 3  # cold environment builds per side
+    drain_jobs: int = 50  # jobs queued at once on one compute worker with two slots
 
 
 QUICK = {
@@ -64,6 +71,9 @@ QUICK = {
     "bulk_repeats": 3,
     "memory_steps": 50_000,
     "page_repeats": 3,
+    "remote_repeats": 2,
+    "cold_repeats": 1,
+    "drain_jobs": 20,
 }
 
 
@@ -893,6 +903,7 @@ CLIENT_WORKLOADS: dict[str, Callable[..., dict]] = {
     "memory_prep": w_memory_prep,
     "memory_read": w_memory_read,
     "pages": w_pages,
+    **REMOTE_WORKLOADS,
 }
 
 

@@ -107,8 +107,11 @@ def compute_worker_heartbeat(
 
 
 # Variables of the studio's process that its compute worker does not get: it needs only
-# the broker and the studio's URL.
+# the broker and the studio's URL. Nor DJANGO_* ones: with DJANGO_SETTINGS_MODULE set (as
+# manage.py sets it) Celery's Django fix-up loads the studio's settings in the worker, which
+# fail without SECRET_KEY when DEBUG is off.
 SERVER_VARIABLES = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "DATA_DIR", "ARTIFACT_ROOT")
+SERVER_PREFIXES = ("CELERY_", "AZURE_", "DJANGO_")
 
 
 def studio_worker_process(*, studio_url: str) -> dict[str, tuple[list[str], dict[str, str]]]:
@@ -122,7 +125,7 @@ def studio_worker_process(*, studio_url: str) -> dict[str, tuple[list[str], dict
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in SERVER_VARIABLES and not key.startswith(("CELERY_", "AZURE_"))
+        if key not in SERVER_VARIABLES and not key.startswith(SERVER_PREFIXES)
     }
     env["MLSTUDIO_WORKER_TOKEN"] = raw
     argv = [

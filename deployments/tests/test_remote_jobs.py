@@ -316,3 +316,34 @@ def test_the_generic_retry_refuses_a_remote_run(cast, sent):
     with pytest.raises(InvalidParameter, match="cannot be retried"):
         portal_jobs.job_retry(actor=cast.owner, job=RemoteJob.objects.get(pk=job.pk))
     assert RemoteJob.objects.get(pk=job.pk).status == Status.FAILED
+
+
+@pytest.mark.django_db
+def test_the_studios_compute_worker_gets_a_token_but_none_of_the_servers_settings(
+    monkeypatch, settings
+):
+    """runstudio's compute worker: its own token (the previous one revoked) and the broker,
+    not the database, the secret key or the Django settings module (which would make
+    Celery load the studio's settings in a worker that must run without them)."""
+    server = {
+        "SECRET_KEY": "s",
+        "DATABASE_URL": "postgres://db/x",
+        "REDIS_URL": "redis://r/0",
+        "DATA_DIR": "/srv/data",
+        "ARTIFACT_ROOT": "/srv/artifacts",
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "CELERY_BROKER_URL": "redis://r/1",
+        "AZURE_STORAGE_CONNECTION_STRING": "x",
+    }
+    for key, value in server.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
+    settings.CELERY_BROKER_URL = "redis://r/1"
+    first = workers.studio_worker_process(studio_url="http://127.0.0.1:8000")
+    argv, env = workers.studio_worker_process(studio_url="http://127.0.0.1:8000")["compute"]
+    assert not set(server) & set(env)
+    assert env["SSL_CERT_FILE"]  # what uv needs to reach the index stays
+    assert argv[1:3] == ["-m", "deployments.worker"]
+    assert argv[argv.index("--broker") + 1] == "redis://r/1"
+    assert workers.worker_token_authenticate(env["MLSTUDIO_WORKER_TOKEN"]) is not None
+    assert workers.worker_token_authenticate(first["compute"][1]["MLSTUDIO_WORKER_TOKEN"]) is None

@@ -4,6 +4,7 @@ so after the first run on a machine nothing is downloaded again."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 
 from conftest import ROOT
 from deployments.runner.envcache import (
+    BYTECODE_MARKER,
     EnvironmentBuildError,
     EnvironmentCache,
     EnvSpec,
@@ -90,13 +93,16 @@ def test_specs_refuse_what_is_not_data(kwargs, error):
 # --- builds -----------------------------------------------------------------------------
 
 
-def _imports(env: PreparedEnv, module: str) -> str:
+def _imports(env: PreparedEnv, module: str, *, write_bytecode: bool = True) -> str:
+    variables = {"PATH": "/usr/bin:/bin"}
+    if not write_bytecode:  # as under the sandbox, where the venv is read-only
+        variables["PYTHONDONTWRITEBYTECODE"] = "1"
     return subprocess.run(
         [str(env.python), "-c", f"import {module}; print({module}.__file__)"],
         capture_output=True,
         text=True,
         check=True,
-        env={"PATH": "/usr/bin:/bin"},
+        env=variables,
     ).stdout.strip()
 
 
@@ -113,6 +119,7 @@ def test_a_real_package_is_built_once_then_reused(fresh_root: Path, tmp_path: Pa
     assert cold.built_now and cold.path == fresh_root / "envs" / spec.build_hash()
     assert cold.python_version.startswith("3.11")
     assert _imports(cold, "six").startswith(str(cold.path))  # the rename kept it working
+    assert cache.wait_for_bytecode(cold, timeout=60)  # compiled after the env was ready
     assert list((cold.path / "lib").glob("python3*/site-packages/__pycache__/six*.pyc"))
     assert any("six" in line for line in lines) and lines[-1].startswith("[env] built")
     assert "+ six==" in cold.log_path.read_text()
@@ -125,6 +132,45 @@ def test_a_real_package_is_built_once_then_reused(fresh_root: Path, tmp_path: Pa
         f"\nsix: cold build {download.seconds:.2f} s from PyPI, {cold.seconds:.2f} s from the"
         f" uv cache; cached {warm.seconds * 1000:.1f} ms"
     )
+
+
+@pytest.mark.slow
+def test_the_env_is_ready_before_its_bytecode_which_is_compiled_after(fresh_root: Path):
+    """Jobs may start once the packages are installed; the bytecode (15 s for a venv with
+    scikit-learn) follows in the background, and one interrupted is taken up again."""
+    spec = EnvSpec("3.11", ("six",))
+    cache = fresh_cache(fresh_root)
+    # Another process compiles this env's bytecode (it holds the lock): ensure() must
+    # neither wait for it nor compile a second time.
+    holder = os.open(cache.locks_dir / f"{spec.build_hash()}.compile.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        env = cache.ensure(spec)
+        assert env.built_now and env.bytecode() is None
+        info = env.build_info()
+        assert info["install_s"] > 0 and info["create_s"] > 0
+        assert info["seconds"] == pytest.approx(info["create_s"] + info["install_s"], abs=0.01)
+        site = next((env.path / "lib").glob("python3*/site-packages"))
+        assert not list(site.glob("__pycache__/six*.pyc"))  # uv compiled nothing
+        # Usable meanwhile, as a job would use it (reading sources, writing no .pyc).
+        assert _imports(env, "six", write_bytecode=False).startswith(str(site))
+        assert not cache.ensure(spec).built_now
+        time.sleep(0.5)
+        assert env.bytecode() is None and not list(site.glob("__pycache__/six*.pyc"))
+    finally:
+        os.close(holder)  # that compiler died before it finished
+    # The next ensure() (here a new worker process) finds the bytecode missing: compiled.
+    again = fresh_cache(fresh_root).ensure(spec)
+    assert not again.built_now
+    done = cache.wait_for_bytecode(again, timeout=60)
+    assert done is not None and done["ok"] and done["seconds"] > 0
+    pyc = list(site.glob("__pycache__/six*.pyc"))
+    assert pyc and all(p.stat().st_mode & 0o004 for p in pyc)  # the sandbox's uid reads it
+    assert (again.path / BYTECODE_MARKER).stat().st_mode & 0o004
+    stamp = pyc[0].stat().st_mtime_ns
+    fresh_cache(fresh_root).ensure(spec)  # compiled once: nothing starts again
+    time.sleep(0.3)
+    assert pyc[0].stat().st_mtime_ns == stamp
 
 
 RACER = textwrap.dedent(

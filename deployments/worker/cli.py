@@ -52,6 +52,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--slots", type=int, default=int(os.environ.get("MLSTUDIO_SLOTS", "1")))
     p.add_argument("--hostname", default=socket.gethostname())
     p.add_argument("--cache-dir", type=Path, default=cache, help="environments cache")
+    p.add_argument(
+        "--uv-cache-dir",
+        type=Path,
+        default=os.environ.get("MLSTUDIO_UV_CACHE_DIR") or None,
+        help="uv's download cache (default: uv-cache/ in --cache-dir); on the same "
+        "filesystem as --cache-dir, so uv hardlinks from it",
+    )
     p.add_argument("--jobs-dir", type=Path, default=jobs, help="jobs' work dirs")
     p.add_argument(
         "--hide", action="append", default=[], type=Path, help="a path jobs must not see"
@@ -93,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         studio_url=args.studio,
         hostname=args.hostname,
         cache_dir=args.cache_dir,
+        uv_cache_dir=args.uv_cache_dir,
         jobs_dir=args.jobs_dir,
         hidden_paths=tuple(args.hide),
         memory_bytes=args.memory_mb,

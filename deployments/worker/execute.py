@@ -48,10 +48,13 @@ class WorkerConfig:
     require_sandbox: bool = False
     keep_job_dirs: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    uv_cache_dir: Path | None = None  # None: uv-cache/ in cache_dir
 
     def __post_init__(self) -> None:
         self.cache_dir = Path(self.cache_dir)
         self.jobs_dir = Path(self.jobs_dir)
+        if self.uv_cache_dir is not None:
+            self.uv_cache_dir = Path(self.uv_cache_dir)
 
 
 class Runner:
@@ -62,7 +65,7 @@ class Runner:
         self.client = client
         config.jobs_dir.mkdir(parents=True, exist_ok=True)
         config.jobs_dir.chmod(0o711)
-        self.envs = EnvironmentCache(config.cache_dir)
+        self.envs = EnvironmentCache(config.cache_dir, uv_cache_dir=config.uv_cache_dir)
         self.sandbox = Sandbox(
             hidden_paths=[config.jobs_dir, *config.hidden_paths],
             require_sandbox=config.require_sandbox,
