@@ -6,6 +6,7 @@ The tables (tests/access.py says how a row reads):
 - /api/v1, tenancy: API of portal/tests/test_api.py
 - /api/v1, tracking: ENDPOINTS of tracking/tests/test_api_v1.py
 - tracking pages and the MLflow protocol: PAGES and MLFLOW of tracking/tests/access.py
+- deployments pages: PAGES of deployments/tests/access.py
 - the rest, here: sign-in, the API's schema and docs, the MLflow entry points, the admin.
 
 A route without a row fails `test_every_route_has_a_row`, whatever URLconf or protocol
@@ -57,6 +58,7 @@ from tests.access import (
     snapshot,
     target,
 )
+from deployments.tests import access as deployments_access
 from tracking.tests import access as tracking_access
 from tracking.tests.test_api_v1 import ENDPOINTS
 
@@ -286,6 +288,7 @@ ROWS: list[Row] = [
     *_portal_api(),
     *_tracking_api(),
     *(replace(r, label=f"tracking page: {r.label}") for r in tracking_access.PAGES),
+    *(replace(r, label=f"deployments page: {r.label}") for r in deployments_access.PAGES),
     *tracking_access.MLFLOW,
     *SITE,
     *_admin_site_rows(),
