@@ -36,6 +36,7 @@ from django.http import HttpResponse
 from django.test import override_settings
 from django.urls import include, path, reverse
 
+from deployments.tests import access as deployments_access
 from portal.tests.factories import PASSWORD
 from portal.tests.test_api import API
 from portal.tests.test_permissions import PAGES, ws_kw
@@ -58,7 +59,6 @@ from tests.access import (
     snapshot,
     target,
 )
-from deployments.tests import access as deployments_access
 from tracking.tests import access as tracking_access
 from tracking.tests.test_api_v1 import ENDPOINTS
 
