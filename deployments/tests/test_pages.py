@@ -76,6 +76,14 @@ def log_pane(html: str) -> str:
 # --- The Job tab --------------------------------------------------------------------------
 
 
+def test_deployments_registers_its_tab_and_card_with_portal():
+    from portal import registry
+
+    (tab,) = [t for t in registry.run_tabs() if t.slug == "job"]
+    assert tab.label == "Job" and tab.template == "deployments/job/tab.html"
+    assert "recent-remote-runs" in [panel.name for panel in registry.workspace_panels()]
+
+
 def test_only_remote_runs_have_a_job_tab(cast):
     ws = cast.workspace
     plain = run_create(

@@ -192,21 +192,12 @@ def test_compute_pages(page: Page, cast) -> None:
         description="4 × A100 nodes in rack 7",
     )
     now = timezone.now()
-    ComputeWorker.objects.create(target=gpu, hostname="gpu-node-1", slots=2, version="0.4.0")
-    ComputeWorker.objects.create(
-        target=gpu,
-        hostname="gpu-node-2",
-        slots=2,
-        version="0.4.0",
-        last_seen=now - timedelta(seconds=75),
-    )
-    ComputeWorker.objects.create(
-        target=gpu,
-        hostname="gpu-node-3",
-        slots=2,
-        version="0.3.9",
-        last_seen=now - timedelta(days=1),
-    )
+    for n, (version, age) in enumerate(
+        [("0.4.0", timedelta(0)), ("0.4.0", timedelta(seconds=75)), ("0.3.9", timedelta(days=1))]
+    ):
+        ComputeWorker.objects.create(
+            target=gpu, hostname=f"gpu-node-{n + 1}", slots=2, version=version, last_seen=now - age
+        )
     running_job(cast, compute_name="gpu-cluster", run_name="resnet-50")
     submit(cast, compute_name="gpu-cluster", run_name="vit-base")
     done = running_job(cast, compute_name="gpu-cluster", run_name="baseline")

@@ -24,6 +24,7 @@ from deployments.models.jobs import STAGE_ORDER
 from deployments.services.jobs import LOG_PATH, remote_job_cancel, remote_job_log_read
 from deployments.services.snapshots import snapshot_files
 from portal.errors import InvalidParameter, NotFound, StudioError
+from portal.selectors import Access
 from tracking.models import Run
 from tracking.views.common import run_url, workspace_for, ws_reverse
 
@@ -166,7 +167,9 @@ def job_tab_shown(run: Run) -> bool:
 # --- What the open tab asks for -------------------------------------------------------------
 
 
-def _job_request(request: HttpRequest, kwargs: dict[str, Any], run_id: str, *, write=False):
+def _job_request(
+    request: HttpRequest, kwargs: dict[str, Any], run_id: str, *, write: bool = False
+) -> tuple[Access, Run, RemoteJob]:
     """(access, run, job) for the run named by the URL; 404 when it is no remote run."""
     access = workspace_for(request, kwargs, write=write)
     job = (
