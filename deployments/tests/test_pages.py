@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from deployments.models import ComputeTarget, ComputeWorker, Environment, RemoteJob, Stage
-from deployments.services import compute, environments, jobs
-from deployments.tests.factories import submit
+from deployments.services import compute, jobs
+from deployments.tests.factories import register, submit
 from deployments.views.jobs import TAIL_BYTES, stage_steps
 from portal.services import jobs as portal_jobs
 from tracking.models import Run, RunStatus
@@ -107,12 +107,11 @@ def test_only_remote_runs_have_a_job_tab(cast):
 
 
 def test_a_queued_run_shows_its_configuration_and_waits(cast):
-    environments.environment_register(
-        actor=cast.owner,
-        workspace=cast.workspace,
-        name="train-env",
+    register(
+        cast,
+        "train-env",
+        ["scikit-learn==1.5.0", "pandas"],
         python_version="3.11",
-        pip_packages=["scikit-learn==1.5.0", "pandas"],
         env_vars={"DATA_SET": "secret-value-1"},
     )
     target = compute.compute_target_create(actor=cast.owner, workspace=cast.workspace, name="gpu")
@@ -211,14 +210,7 @@ def test_a_run_canceled_in_the_queue_never_reached_the_other_stages(cast):
 
 
 def test_everything_a_run_carries_is_escaped(cast):
-    environments.environment_register(
-        actor=cast.owner,
-        workspace=cast.workspace,
-        name="xss-env",
-        pip_packages=["pandas"],
-        env_vars={"X": "1"},
-        description=XSS,
-    )
+    register(cast, "xss-env", ["pandas"], env_vars={"X": "1"}, description=XSS)
     compute.compute_target_create(
         actor=cast.owner, workspace=cast.workspace, name="xss", description=XSS
     )
@@ -469,10 +461,9 @@ def test_the_compute_pages_make_a_bounded_number_of_queries(cast, django_assert_
 
 
 def test_the_environments_list_has_latest_versions_counts_and_curated_ones(cast):
-    for packages in (["pandas"], ["pandas", "numpy"], ["pandas", "numpy", "scipy", "polars"]):
-        environments.environment_register(
-            actor=cast.owner, workspace=cast.workspace, name="my-env", pip_packages=packages
-        )
+    register(
+        cast, "my-env", ["pandas"], ["pandas", "numpy"], ["pandas", "numpy", "scipy", "polars"]
+    )
     html = client_for(cast, "reader").get(reverse("environments", kwargs=ws_kw(cast)))
     body = re.search(r"<tbody>(.*?)</tbody>", html.content.decode(), re.S).group(1)
     rows = re.findall(r"<tr>(.*?)</tr>", body, re.S)
@@ -484,15 +475,14 @@ def test_the_environments_list_has_latest_versions_counts_and_curated_ones(cast)
 
 
 def test_an_environment_page_shows_its_spec_versions_and_runs(cast):
-    for packages in (["pandas"], ["pandas", "numpy"]):
-        environments.environment_register(
-            actor=cast.owner,
-            workspace=cast.workspace,
-            name="my-env",
-            python_version="3.12",
-            pip_packages=packages,
-            env_vars={"API_KEY": "hunter2"},
-        )
+    register(
+        cast,
+        "my-env",
+        ["pandas"],
+        ["pandas", "numpy"],
+        python_version="3.12",
+        env_vars={"API_KEY": "hunter2"},
+    )
     job = submit(cast, environment="my-env:1", run_name="on-v1")
     client = client_for(cast, "reader")
     latest = client.get(reverse("environment", kwargs={**ws_kw(cast), "name": "my-env"}))
@@ -516,10 +506,7 @@ def test_the_environments_list_makes_a_bounded_number_of_queries(
     cast, django_assert_max_num_queries
 ):
     for i in range(30):
-        for v in range(3):
-            environments.environment_register(
-                actor=cast.owner, workspace=cast.workspace, name=f"env-{i}", pip_packages=[f"p{v}"]
-            )
+        register(cast, f"env-{i}", ["p0"], ["p1"], ["p2"])
     client = client_for(cast, "reader")
     url = reverse("environments", kwargs=ws_kw(cast))
     client.get(url)

@@ -12,8 +12,8 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from deployments.models import ComputeTarget, ComputeWorker, RemoteJob, Stage
-from deployments.services import compute, environments, jobs
-from deployments.tests.factories import stored_snapshot, submit
+from deployments.services import compute, jobs
+from deployments.tests.factories import register, stored_snapshot, submit
 from portal.services import jobs as portal_jobs
 from tests.browser import login, shot, ws_path
 
@@ -147,12 +147,11 @@ def test_a_dismissed_confirmation_cancels_nothing(page: Page, cast) -> None:
 
 
 def test_a_failed_run_shows_its_error_tail_and_exit_code(page: Page, cast) -> None:
-    environments.environment_register(
-        actor=cast.owner,
-        workspace=cast.workspace,
-        name="torch-env",
+    register(
+        cast,
+        "torch-env",
+        ["torch==2.3.1", "torchvision", "mlflow"],
         python_version="3.11",
-        pip_packages=["torch==2.3.1", "torchvision", "mlflow"],
         env_vars={"WANDB_MODE": "offline", "OMP_NUM_THREADS": "4"},
     )
     job = running_job(
@@ -258,19 +257,15 @@ def test_a_target_without_jobs_is_deleted(page: Page, cast) -> None:
 
 
 def test_environment_pages(page: Page, cast) -> None:
-    for packages in (
+    register(
+        cast,
+        "tabular",
         ["pandas==2.2.2"],
         ["pandas==2.2.2", "pyarrow", "scikit-learn==1.5.1", "xgboost"],
-    ):
-        environments.environment_register(
-            actor=cast.owner,
-            workspace=cast.workspace,
-            name="tabular",
-            python_version="3.11",
-            pip_packages=packages,
-            env_vars={"HF_HOME": "/tmp/hf"},
-            description="Tabular models",
-        )
+        python_version="3.11",
+        env_vars={"HF_HOME": "/tmp/hf"},
+        description="Tabular models",
+    )
     login(page, "rita")
     page.goto(ws_path(cast))
     page.locator(".sidebar").get_by_role("link", name="Environments").click()
