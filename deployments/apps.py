@@ -7,7 +7,10 @@ class DeploymentsConfig(AppConfig):
 
     def ready(self) -> None:
         # What portal calls without naming us: the remote-run job kind, the run_cancel
-        # hook, our part of a workspace purge (stop remote runs before runs go).
+        # hook, our part of a workspace purge (stop remote runs before runs go); the run
+        # page's Job tab and the workspace page's card.
+        from deployments import registrations
         from deployments.services import jobs
 
         jobs.register()
+        registrations.register()

@@ -50,6 +50,7 @@ urlpatterns = [
     ),
     path(f"{WS}/config.json", tenancy.workspace_config, name="workspace-config"),
     path(f"{WS}/", include("tracking.urls")),
+    path(f"{WS}/", include("deployments.urls")),
     path("memberships/<int:membership_id>/", members.membership_change, name="membership-change"),
     path("jobs/<uuid:job_id>/", jobs.deletion_job, name="deletion-job"),
     path("jobs/<uuid:job_id>/status/", jobs.deletion_job_status, name="deletion-job-status"),

@@ -7,6 +7,7 @@ The tables (tests/access.py says how a row reads):
 - /api/v1, tracking: ENDPOINTS of tracking/tests/test_api_v1.py
 - tracking pages and the MLflow protocol: PAGES and MLFLOW of tracking/tests/access.py
 - /api/v1, remote runs: API of deployments/tests/access.py
+- deployments pages: PAGES of deployments/tests/page_access.py
 - the rest, here: sign-in, the API's schema and docs, the MLflow entry points, the admin.
 
 A route without a row fails `test_every_route_has_a_row`, whatever URLconf or protocol
@@ -37,6 +38,7 @@ from django.test import override_settings
 from django.urls import include, path, reverse
 
 from deployments.tests import access as deployments_access
+from deployments.tests import page_access as deployments_pages
 from portal.tests.factories import PASSWORD
 from portal.tests.test_api import API
 from portal.tests.test_permissions import PAGES, ws_kw
@@ -288,6 +290,7 @@ ROWS: list[Row] = [
     *_portal_api(),
     *_tracking_api(),
     *(replace(r, label=f"tracking page: {r.label}") for r in tracking_access.PAGES),
+    *(replace(r, label=f"deployments page: {r.label}") for r in deployments_pages.PAGES),
     *tracking_access.MLFLOW,
     *deployments_access.API,
     *deployments_access.WORKER,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import zipfile
 
-from deployments.services import jobs, snapshots
+from deployments.models import Environment
+from deployments.services import environments, jobs, snapshots
 
 
 def make_zip(files: dict[str, bytes | str] | None = None) -> bytes:
@@ -38,3 +39,13 @@ def submit(cast, **options):
     options.setdefault("environment", "mlstudio-minimal")
     options.setdefault("max_run_duration_seconds", 600)
     return jobs.remote_job_submit(**options)
+
+
+def register(cast, name: str, *versions: list[str], **spec) -> Environment:
+    """Versions of an environment, one per list of pip packages (`spec` the rest of
+    each), registered by the owner; returns the last."""
+    for packages in versions:
+        environment = environments.environment_register(
+            actor=cast.owner, workspace=cast.workspace, name=name, pip_packages=packages, **spec
+        )
+    return environment

@@ -44,22 +44,22 @@ def test_a_registered_run_tab_is_linked_and_drawn(cast, run, memory_templates):
     with registry.override():
         registry.register_run_tab(
             registry.RunTab(
-                slug="job",
-                label="Job",
+                slug="notes",
+                label="Notes",
                 order=10,
                 template=template,
-                context=lambda request, run: {"message": "Live log"},
+                context=lambda request, run: {"message": "Lab notes"},
                 shown=lambda run: run.name == "tabbed",
             )
         )
         overview = _page(cast, run)
-        assert '<a href="?tab=job"' in overview and 'id="test-tab"' not in overview
-        page = _page(cast, run, tab="job")
-        assert "Live log for tabbed" in page
-        assert 'href="?tab=job" class="active"' in page
+        assert '<a href="?tab=notes"' in overview and 'id="test-tab"' not in overview
+        page = _page(cast, run, tab="notes")
+        assert "Lab notes for tabbed" in page
+        assert 'href="?tab=notes" class="active"' in page
         other = make_run(run.experiment, name="plain")
-        assert '?tab=job"' not in _page(cast, other, tab="job")  # not shown: overview
-    assert '?tab=job"' not in _page(cast, run, tab="job")
+        assert '?tab=notes"' not in _page(cast, other, tab="notes")  # not shown: overview
+    assert '?tab=notes"' not in _page(cast, run, tab="notes")
 
 
 def test_cancelling_a_run_calls_the_run_cancel_hook_in_its_transaction(cast, run):

@@ -1,0 +1,1 @@
+"""Pages of the deployments app: the run page's Job tab, compute targets, environments."""
