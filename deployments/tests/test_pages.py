@@ -403,7 +403,10 @@ def test_a_target_page_lists_workers_jobs_and_how_to_join(cast):
     assert '<span class="badge stale">stale</span>' in html
     assert f'href="{run_url(cast, queued)}?tab=job">waiting<' in html
     assert f'href="{run_url(cast, done)}?tab=job">finished-one<' in html
-    assert "mlstudio-worker --studio http://testserver --token &lt;worker token&gt;" in html
+    command = (
+        "MLSTUDIO_WORKER_TOKEN=&lt;worker token&gt; mlstudio-worker --studio http://testserver"
+    )
+    assert command in html
     assert "--broker &lt;broker URL&gt;" in html and f"compute-{gpu.pk}" in html
     assert "Delete target" not in html
     assert (

@@ -33,7 +33,9 @@ from tracking.views.common import render_ws, workspace_for, ws_reverse
 # selectors.WORKER_RECENT, then only on its target's page, as stale.
 WORKER_ALIVE = timedelta(seconds=60)
 RECENT_JOBS = 20
-WORKER_COMMAND = "mlstudio-worker --studio {studio} --token <worker token> --broker <broker URL>"
+WORKER_COMMAND = (
+    "MLSTUDIO_WORKER_TOKEN=<worker token> mlstudio-worker --studio {studio} --broker <broker URL>"
+)
 
 
 def _worker_rows(workers: list[ComputeWorker]) -> list[dict[str, Any]]:
