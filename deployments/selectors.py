@@ -61,7 +61,7 @@ def compute_target_detail(*, workspace: Workspace, name: str) -> ComputeTarget:
     from deployments.services.compute import compute_target_get
 
     target = compute_target_get(workspace=workspace, name=name)
-    return next(t for t in compute_target_list(workspace=workspace) if t.pk == target.pk)
+    return compute_targets_with_workers(ComputeTarget.objects.filter(pk=target.pk))[0]
 
 
 def compute_target_data(target: ComputeTarget) -> dict[str, Any]:

@@ -16,22 +16,20 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from deployments.models import ComputeTarget, ComputeWorker, RemoteJob
-from deployments.selectors import compute_target_list
+from deployments.selectors import WORKER_ALIVE, compute_target_detail, compute_target_list
 from deployments.services.compute import (
     MAX_NODES,
     NAME_RULE,
     compute_target_create,
     compute_target_delete,
+    compute_target_get,
 )
-from portal.errors import InvalidParameter, NotFound, StudioError
+from portal.errors import InvalidParameter, StudioError
 from portal.models import Job, Workspace
 from portal.selectors import Access
 from portal.views.common import crumbs_for
 from tracking.views.common import render_ws, workspace_for, ws_reverse
 
-# A worker is alive while it beats within this (it beats more often); listed until
-# selectors.WORKER_RECENT, then only on its target's page, as stale.
-WORKER_ALIVE = timedelta(seconds=60)
 RECENT_JOBS = 20
 WORKER_COMMAND = (
     "MLSTUDIO_WORKER_TOKEN=<worker token> mlstudio-worker --studio {studio} --broker <broker URL>"
@@ -133,15 +131,6 @@ def _create(request: HttpRequest, access: Access) -> HttpResponse:
 # --- A target -------------------------------------------------------------------------------
 
 
-def _target_or_404(ws: Workspace, name: str) -> ComputeTarget:
-    """The target with its counts (compute_target_list's), by name in any case."""
-    wanted = name.lower()
-    for target in compute_target_list(workspace=ws):
-        if target.name.lower() == wanted:
-            return target
-    raise NotFound(f"No compute target named '{name[:50]}' in this workspace.")
-
-
 def _target_jobs(target: ComputeTarget) -> tuple[list[RemoteJob], list[RemoteJob]]:
     """(its unfinished jobs, oldest first; its newest ended ones)."""
     jobs = RemoteJob.objects.filter(compute_target=target).select_related(
@@ -167,7 +156,7 @@ def _job_rows(ws: Workspace, jobs: list[RemoteJob]) -> list[dict[str, Any]]:
 def compute_target(request: HttpRequest, name: str, **kwargs: Any) -> HttpResponse:
     access = workspace_for(request, kwargs)
     ws = access.obj
-    target = _target_or_404(ws, name)
+    target = compute_target_detail(workspace=ws, name=name)
     active, ended = _target_jobs(target)
     # Its stale workers too; the recent ones may include workers serving every target of
     # its kind (the studio's own, for `local`).
@@ -196,7 +185,7 @@ def compute_delete(request: HttpRequest, name: str, **kwargs: Any) -> HttpRespon
     """Delete a target (contributors); refused for `local` and while jobs are unfinished."""
     access = workspace_for(request, kwargs, write=True)
     ws = access.obj
-    target = _target_or_404(ws, name)
+    target = compute_target_get(workspace=ws, name=name)
     try:
         compute_target_delete(actor=request.user, target=target)
     except InvalidParameter as exc:
