@@ -15,7 +15,8 @@ from tracking.artifacts.base import CHUNK_SIZE
 
 
 class LengthRequired(StudioError):
-    """A chunked body the server in front cannot decode (Django's development server)."""
+    """A chunked body the server hands on undecoded (not gunicorn, which decodes it, nor
+    Django's own server, under which portal.chunked does)."""
 
     code = "INVALID_PARAMETER_VALUE"
     http_status = 411
@@ -33,8 +34,9 @@ def request_body_chunks(request: HttpRequest, limit: int, too_large: TooLarge) -
     meta = request.META
     if "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
         # The server has decoded the chunks and ends the stream with the body (gunicorn
-        # says so with wsgi.input_terminated); Django's own request stream stops at
-        # Content-Length, which a chunked request has not, so read the server's.
+        # says so with wsgi.input_terminated, and portal.chunked does under Django's own
+        # server); Django's request stream stops at Content-Length, which a chunked
+        # request has not, so read the server's.
         if not meta.get("wsgi.input_terminated"):
             raise LengthRequired(
                 "This server cannot read a chunked request body; send Content-Length."
@@ -57,7 +59,16 @@ def _read(stream: Any, length: int | None, limit: int, too_large: TooLarge) -> I
     received = 0
     while length is None or received < length:
         want = CHUNK_SIZE if length is None else min(CHUNK_SIZE, length - received)
-        chunk = stream.read(want)
+        try:
+            chunk = stream.read(want)
+        except OSError:
+            if length is not None:
+                raise
+            # gunicorn's decoder meeting bad framing, or the body cut short (its
+            # InvalidChunkSize, ChunkMissingTerminator, NoMoreData are OSErrors).
+            raise InvalidParameter(
+                "Malformed chunked request body: it could not be read to its end."
+            ) from None
         if not chunk:
             break
         received += len(chunk)

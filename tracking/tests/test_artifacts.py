@@ -737,7 +737,26 @@ def store_for_url(url: str):
     return store_for_root(url)
 
 
-# --- Bodies without Content-Length (chunked), as gunicorn hands them over ----------------
+# --- Bodies without Content-Length (chunked), under every server we run ------------------
+
+
+@pytest.fixture(params=["live_server", "gunicorn"])
+def served_by(request, transactional_db):
+    """Start the studio, `served_by(ARTIFACT_MAX_UPLOAD_BYTES="1000")`, under Django's own
+    server (the tests' live server, as runserver) or under gunicorn (as `make run`): the
+    first hands the application chunked bodies undecoded (portal.chunked decodes them),
+    the second decoded. (transactional_db: the gunicorn process must see the cast.)"""
+    if request.param == "gunicorn":
+        return request.getfixturevalue("gunicorn_tracking")
+    tracking = request.getfixturevalue("tracking")
+    settings = request.getfixturevalue("settings")
+
+    def start(**environment: str):
+        for name, value in environment.items():
+            setattr(settings, name, int(value))
+        return tracking
+
+    return start
 
 
 def _chunks(total: int, size: int = 64 * 1024):
@@ -754,12 +773,12 @@ def _bytes_of(total: int) -> bytes:
     return b"".join(_chunks(total))
 
 
-def test_chunked_uploads_stream_in(gunicorn_tracking, cast, monkeypatch, tmp_path):
+def test_chunked_uploads_stream_in(served_by, cast, monkeypatch, tmp_path):
     """The mlflow client uploads an empty file chunked (requests sends a body of unknown
-    or zero length so); a streamed body is read to its end, not refused with 411."""
+    or zero length so); a streamed body is read to its end, byte for byte."""
     import mlflow
 
-    served = gunicorn_tracking()
+    served = served_by()
     served.use("contributor", monkeypatch)
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
@@ -795,14 +814,19 @@ def test_chunked_uploads_stream_in(gunicorn_tracking, cast, monkeypatch, tmp_pat
     assert ui.status_code == 200, ui.text
     got = api(served, "reader", "GET", f"{ARTIFACTS}/{root}/ui/streamed.bin")
     assert got.content == _bytes_of(200_000)
+    # One session for all: each answer came whole, and the next request went out fine.
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {served.tokens['contributor']}"
+        for n in range(3):
+            url = f"{served.uri}/api/{ARTIFACTS}/{root}/session/{n}.bin"
+            assert session.put(url, data=_chunks(70_000 * n), timeout=60).status_code == 200
+            assert session.get(url, timeout=60).content == _bytes_of(70_000 * n)
 
 
-def test_a_chunked_upload_over_the_limit_is_refused_like_a_sized_one(
-    gunicorn_tracking, cast, tmp_path
-):
+def test_a_chunked_upload_over_the_limit_is_refused_like_a_sized_one(served_by, cast):
     """The limit holds while reading: the same 413 as a sized upload gets before reading,
     and nothing of the body is left, neither the file nor the folders made for it."""
-    served = gunicorn_tracking(ARTIFACT_MAX_UPLOAD_BYTES="1000000")
+    served = served_by(ARTIFACT_MAX_UPLOAD_BYTES="1000000")
     sized = api(served, "owner", "PUT", f"{ARTIFACTS}/big/a/file.bin", data=b"x" * 1_000_001)
     chunked = api(served, "owner", "PUT", f"{ARTIFACTS}/big/b/file.bin", data=_chunks(3_000_000))
     assert chunked.request.headers.get("Transfer-Encoding") == "chunked"
@@ -821,26 +845,133 @@ def test_a_chunked_upload_over_the_limit_is_refused_like_a_sized_one(
     ]
 
 
-def test_the_development_server_refuses_a_chunked_body_it_cannot_read(tracking, cast):
-    """Django's own server (runserver, the tests' live server) hands the view no body
-    without Content-Length: it says so (411) rather than storing an empty file."""
-    url = urlsplit(tracking.uri)
-    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+def _stored(cast, path: str) -> bytes:
+    with store_for(cast.workspace).open(path) as reader:
+        return b"".join(reader)
+
+
+def _chunked_put(served, path: str, framed: bytes, *, keep_alive: bool = False) -> bytes:
+    """Everything the server answers to a PUT of the already framed chunked `framed`,
+    up to its closing the connection (a server that keeps it open fails the test)."""
+    url = urlsplit(served.uri)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
         sock.sendall(
             (
-                f"PUT {url.path}/api/{ARTIFACTS}/chunked/file.bin HTTP/1.1\r\n"
-                f"Host: {url.netloc}\r\nAuthorization: Bearer {tracking.tokens['owner']}\r\n"
-                "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                "5\r\nhello\r\n0\r\n\r\n"
+                f"PUT {url.path}/api/{ARTIFACTS}/{path} HTTP/1.1\r\n"
+                f"Host: {url.netloc}\r\nAuthorization: Bearer {served.tokens['owner']}\r\n"
+                "Transfer-Encoding: chunked\r\n"
+                + ("" if keep_alive else "Connection: close\r\n")
+                + "\r\n"
             ).encode()
+            + framed
         )
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
+    return answer
+
+
+def test_chunk_extensions_and_trailers_are_read_past(served_by, cast):
+    served = served_by()
+    framed = b"5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: abc\r\n\r\n"
+    answer = _chunked_put(served, "framed/file.txt", framed)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+    assert _stored(cast, "framed/file.txt") == b"hello world"
+
+
+@pytest.mark.parametrize(
+    "framed",
+    [
+        b"zz\r\nhello\r\n0\r\n\r\n",  # not a size
+        b"5\r\nhelloXX0\r\n\r\n",  # no line end after the data
+        b"5\r\nhel",  # cut short: the client says no more (Connection: close) and waits
+    ],
+)
+def test_a_malformed_chunked_body_is_refused_at_once(served_by, cast, framed):
+    """A 400 that says what is wrong, in well under the client's patience, and nothing
+    of the body kept."""
+    served = served_by()
+    started = time.monotonic()
+    answer = (
+        _chunked_put(served, "bad/file.bin", framed)
+        if framed != b"5\r\nhel"
+        else _chunked_put_then_stop(served, "bad/file.bin", framed)
+    )
+    assert time.monotonic() - started < 5
     head, _, body = answer.partition(b"\r\n\r\n")
-    assert b" 411 " in head.split(b"\r\n", 1)[0]
-    assert b"Content-Length" in body
+    assert head.startswith(b"HTTP/1.1 400 "), answer[:300]
+    assert b"chunked" in body
     assert list(store_for(cast.workspace).walk()) == []
+
+
+def test_a_chunk_size_line_that_does_not_end_is_refused(tracking, cast):
+    """Under Django's server the decoder waits for a line no longer than it may be.
+    (gunicorn's decoder, which is gunicorn's own, waits for the end of the line.)"""
+    started = time.monotonic()
+    answer = _chunked_put(tracking, "bad/file.bin", b"1" * 70_000)
+    assert time.monotonic() - started < 5
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
+    assert b"chunk-size line or the trailers exceed 16384 bytes" in answer
+    assert list(store_for(cast.workspace).walk()) == []
+
+
+def test_a_body_framed_two_ways_is_refused_under_djangos_server(tracking, cast):
+    """Transfer-Encoding besides chunked, or with Content-Length too: which bytes are
+    the body is not certain, so nothing is read as one (gunicorn refuses it too)."""
+    url = urlsplit(tracking.uri)
+    both = "Transfer-Encoding: chunked\r\nContent-Length: 5"
+    for framing in ("Transfer-Encoding: gzip, chunked", both):
+        with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+            sock.sendall(
+                (
+                    f"PUT {url.path}/api/{ARTIFACTS}/two/file.bin HTTP/1.1\r\n"
+                    f"Host: {url.netloc}\r\nAuthorization: Bearer {tracking.tokens['owner']}"
+                    f"\r\n{framing}\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                ).encode()
+            )
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
+        assert answer.count(b"HTTP/1.1 ") == 1
+    assert list(store_for(cast.workspace).walk()) == []
+
+
+def _chunked_put_then_stop(served, path: str, framed: bytes) -> bytes:
+    """As _chunked_put, but the client ends its side after `framed` (an upload whose
+    sender went away mid-body)."""
+    url = urlsplit(served.uri)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(
+            (
+                f"PUT {url.path}/api/{ARTIFACTS}/{path} HTTP/1.1\r\n"
+                f"Host: {url.netloc}\r\nAuthorization: Bearer {served.tokens['owner']}\r\n"
+                "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            ).encode()
+            + framed
+        )
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_no_byte_of_a_chunked_body_is_taken_for_a_next_request(tracking, cast):
+    """Under Django's own server, a chunked request's connection ends with its answer: a
+    body left unread (here malformed, carrying what looks like a request) cannot be
+    served as the next request, and a well-formed one is answered and closed too."""
+    smuggled = (
+        f"GET {urlsplit(tracking.uri).path}/api/2.0/mlflow/experiments/search?max_results=1"
+        f" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tracking.tokens['owner']}\r\n\r\n"
+    ).encode()
+    answer = _chunked_put(tracking, "s/file.bin", b"zz\r\n" + smuggled, keep_alive=True)
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"\r\nConnection: close\r\n" in answer
+    answer = _chunked_put(tracking, "s/file.bin", b"2\r\nok\r\n0\r\n\r\n", keep_alive=True)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.count(b"HTTP/1.1 ") == 1, answer
+    assert _stored(cast, "s/file.bin") == b"ok"
 
 
 # --- The legacy run-artifact endpoints of mlflow's UI ---------------------------------------
