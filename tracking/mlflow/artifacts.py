@@ -115,7 +115,9 @@ def delete_artifact(call: Call) -> dict:
 @route("GET", "2.0/mlflow/artifacts/list", raw=True)
 def list_run_artifacts(call: Call) -> dict:
     """A run's artifacts, paths relative to the run's artifact root."""
-    run_id = call.str("run_id") or call.str("run_uuid", required=True)
+    run_id = call.str("run_id") or call.str("run_uuid")
+    if not run_id:
+        raise missing("run_id")
     path = clean_artifact_path(call.str("path"))
     run = run_get(workspace=call.workspace, run_id=run_id)
     files = [file_info(e, e.path) for e in list_under_uri(call.workspace, run.artifact_uri, path)]

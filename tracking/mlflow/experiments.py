@@ -17,6 +17,7 @@ def resolve_experiment(call: Call, experiment_id: str) -> Experiment:
     """MLflow clients call the default experiment "0"; here it is the workspace's "Default"."""
     if str(experiment_id).strip() == "0":
         return svc.default_experiment(workspace=call.workspace)
+    _parse_experiment_id(experiment_id)  # not a number: mlflow server's words (400)
     return experiment_get(workspace=call.workspace, experiment_id=experiment_id)
 
 
@@ -69,10 +70,10 @@ route("GET", "2.0/mlflow/experiments/search")(_search)
 
 @route("POST", "2.0/mlflow/experiments/update", write=True)
 def update(call: Call) -> dict:
-    experiment = resolve_experiment(call, call.str("experiment_id", required=True))
-    new_name = call.str("new_name")
-    if new_name:
-        svc.experiment_rename(experiment=experiment, new_name=new_name, actor=call.user)
+    experiment_id = call.str("experiment_id", required=True)
+    new_name = call.str("new_name", required=True)
+    experiment = resolve_experiment(call, experiment_id)
+    svc.experiment_rename(experiment=experiment, new_name=new_name, actor=call.user)
     return {}
 
 
@@ -96,16 +97,20 @@ def restore(call: Call) -> dict:
 
 @route("POST", "2.0/mlflow/experiments/set-experiment-tag", write=True)
 def set_tag(call: Call) -> dict:
-    experiment = resolve_experiment(call, call.str("experiment_id", required=True))
+    experiment_id = call.str("experiment_id", required=True)
     key = call.str("key", required=True)
-    svc.experiment_set_tag(experiment=experiment, key=key, value=call.str("value"))
+    value = call.str("value")
+    experiment = resolve_experiment(call, experiment_id)
+    svc.experiment_set_tag(experiment=experiment, key=key, value=value)
     return {}
 
 
 @route("POST", "2.0/mlflow/experiments/delete-experiment-tag", write=True)
 def delete_tag(call: Call) -> dict:
-    experiment = resolve_experiment(call, call.str("experiment_id", required=True))
-    svc.experiment_delete_tag(experiment=experiment, key=call.str("key", required=True))
+    experiment_id = call.str("experiment_id", required=True)
+    key = call.str("key", required=True)
+    experiment = resolve_experiment(call, experiment_id)
+    svc.experiment_delete_tag(experiment=experiment, key=key)
     return {}
 
 

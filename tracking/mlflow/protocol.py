@@ -31,6 +31,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from mlflow.exceptions import MlflowException
+from mlflow.utils.validation import invalid_value, missing_value
 
 from portal.access_cache import cached_access
 from portal.errors import InvalidParameter, PermissionDenied, StudioError, Unauthenticated
@@ -145,6 +146,7 @@ class Call:
     role: str
     data: dict[str, Any]
     args: dict[str, str] = field(default_factory=dict)
+    query: bool = False  # the arguments came from the query string, not a JSON body
 
     @property
     def username(self) -> str:
@@ -153,7 +155,7 @@ class Call:
     def _scalar(self, name: str, *, required: bool = False) -> Any:
         """The argument's single value (GET arguments may repeat), None when absent."""
         value = self.data.get(name)
-        if isinstance(value, list):
+        if isinstance(value, list) and self.query:
             value = value[0] if value else None
         if value is None or value == "":
             if required:
@@ -166,7 +168,7 @@ class Call:
         if value is None:
             return default
         if not isinstance(value, str):
-            raise _bad(name, value, "a string")
+            raise invalid_type(name, value)
         return value
 
     def int(self, name: str, *, required: bool = False, default: int | None = None) -> int | None:
@@ -179,51 +181,59 @@ class Call:
             return default
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
+        if isinstance(value, str) and self.query:
+            if value.lower() not in ("true", "false"):
+                raise InvalidParameter(  # mlflow server's words for a GET argument
+                    f"Invalid boolean value: {value}, must be 'true' or 'false'."
+                )
             return value.lower() == "true"
-        raise _bad(name, value, "a boolean")
+        raise invalid_type(name, value)
 
     def list(self, name: str) -> list[Any]:
+        """A repeated argument: a JSON array, or a query argument given once or more."""
         value = self.data.get(name)
         if value is None:
             return []
         if not isinstance(value, list):
+            if not self.query:
+                raise invalid_type(name, value)
             value = [value]
         return value
 
     def str_list(self, name: str) -> list[str]:
         values = self.list(name)
-        for value in values:
-            if not isinstance(value, str):
-                raise InvalidParameter(
-                    f"Invalid value {value!r} for parameter '{name}': expected strings"
-                )
+        if not all(isinstance(value, str) for value in values):
+            raise invalid_type(name, values)
         return values
 
     def dicts(self, name: str) -> list[dict[str, Any]]:
         values = self.list(name)
-        for value in values:
-            if not isinstance(value, dict):
-                raise InvalidParameter(f"Invalid value for parameter '{name}': expected objects")
+        if not all(isinstance(value, dict) for value in values):
+            raise invalid_type(name, self.data.get(name))
         return values
 
 
-def _bad(name: str, value: Any, expected: str) -> InvalidParameter:
-    return InvalidParameter(
-        f"Invalid value {str(value)[:100]!r} for parameter '{name}': expected {expected}."
-    )
+# mlflow server's words for a request that does not fit its schema
+# (`_validate_param_against_schema` in mlflow/server/handlers.py): clients and people
+# match on them.
+SEE_API_DOCS = " See the API docs for more information about request parameters."
+
+
+def invalid_type(name: str, value: Any) -> InvalidParameter:
+    """A value of the wrong type: "Invalid value 31 for parameter 'run_id' supplied:  Hint:
+    Value was of type 'int'. See the API docs …", as mlflow server words it."""
+    hint = f" Hint: Value was of type '{type(value).__name__}'."
+    return InvalidParameter(invalid_value(name, value, hint) + SEE_API_DOCS)
 
 
 def missing(name: str) -> InvalidParameter:
-    return InvalidParameter(f"Missing value for required parameter '{name}'.")
+    return InvalidParameter(missing_value(name) + SEE_API_DOCS)
 
 
 def as_int(value: Any, name: str) -> int:
     """An int64 from JSON: protobuf's JSON writes them as numbers or as strings."""
     if isinstance(value, bool):
-        raise InvalidParameter(
-            f"Invalid value {value!r} for parameter '{name}': expected an integer"
-        )
+        raise invalid_type(name, value)
     if isinstance(value, int):
         result = value
     elif (isinstance(value, str) and re.fullmatch(r"-?\d{1,19}", value.strip())) or (
@@ -231,11 +241,9 @@ def as_int(value: Any, name: str) -> int:
     ):
         result = int(value)
     else:
-        raise InvalidParameter(
-            f"Invalid value {value!r} for parameter '{name}': expected an integer"
-        )
+        raise invalid_type(name, value)
     if not -(2**63) <= result < 2**63:
-        raise InvalidParameter(f"Value {value!r} for parameter '{name}' is out of the int64 range")
+        raise invalid_type(name, value)
     return result
 
 
@@ -245,7 +253,7 @@ _FLOAT_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 def as_float(value: Any, name: str) -> float:
     """A double from JSON; protobuf's JSON writes NaN and ±inf as strings."""
     if isinstance(value, bool):
-        raise InvalidParameter(f"Invalid value {value!r} for parameter '{name}': expected a number")
+        raise invalid_type(name, value)
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
@@ -255,7 +263,7 @@ def as_float(value: Any, name: str) -> float:
             return float(value)
         except ValueError:
             pass
-    raise InvalidParameter(f"Invalid value {value!r} for parameter '{name}': expected a number")
+    raise invalid_type(name, value)
 
 
 # --- Authentication ------------------------------------------------------------------
@@ -385,7 +393,8 @@ def dispatch(
             data = _query_dict(request)
         else:
             data = _parse_body(request)
-        call = Call(request, access.obj, user, token, access.role, data, args)
+        query = entry.raw or request.method in ("GET", "HEAD")
+        call = Call(request, access.obj, user, token, access.role, data, args, query)
         result = entry.handler(call)
         return result if isinstance(result, HttpResponseBase) else json_response(result)
     except StudioError as exc:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from mlflow.utils.validation import MAX_BATCH_LOG_REQUEST_SIZE, _validate_batch_log_limits
+from mlflow.utils.validation import (
+    MAX_BATCH_LOG_REQUEST_SIZE,
+    _validate_batch_log_limits,
+    _validate_run_id,
+)
 
 from portal.errors import InvalidParameter
 from tracking.mlflow.experiments import resolve_experiment
-from tracking.mlflow.protocol import Call, as_float, as_int, missing, page, route
+from tracking.mlflow.protocol import Call, as_float, as_int, invalid_type, missing, page, route
 from tracking.models import Run
 from tracking.selectors import run_get
 from tracking.selectors.runs import run_info_json, runs_by_pks, runs_json
@@ -24,15 +28,18 @@ def _run_id(call: Call) -> str:
     return run_id
 
 
-def _run(call: Call, *, for_update: bool = False) -> Run:
-    return run_get(workspace=call.workspace, run_id=_run_id(call), for_update=for_update)
+def _run(call: Call, *, for_update: bool = False, run_id: str | None = None) -> Run:
+    """The run the call names; `run_id` when the handler read (and checked) it first, as
+    mlflow server checks `run_id` before the other arguments."""
+    run_id = run_id or _run_id(call)
+    return run_get(workspace=call.workspace, run_id=run_id, for_update=for_update)
 
 
 def _pairs(call: Call, name: str) -> list[tuple[Any, Any]]:
     pairs = []
-    for item in call.dicts(name):
+    for index, item in enumerate(call.dicts(name)):
         if item.get("key") in (None, ""):
-            raise InvalidParameter(f"Missing value for required parameter '{name}.key'.")
+            raise missing(f"{name}[{index}].key")
         pairs.append((item.get("key"), item.get("value")))
     return pairs
 
@@ -83,21 +90,25 @@ def restore(call: Call) -> dict:
 
 @route("POST", "2.0/mlflow/runs/log-parameter", write=True)
 def log_param(call: Call) -> dict:
-    params = svc.clean_params([(call.str("key", required=True), call.data.get("value"))])
-    svc.run_log_batch(run=_run(call), params=params)
+    run_id = _run_id(call)
+    params = svc.clean_params([(call.str("key", required=True), call.str("value"))])
+    svc.run_log_batch(run=_run(call, run_id=run_id), params=params)
     return {}
 
 
 @route("POST", "2.0/mlflow/runs/set-tag", write=True)
 def set_tag(call: Call) -> dict:
-    tags = svc.clean_tags([(call.str("key", required=True), call.data.get("value"))])
-    svc.run_log_batch(run=_run(call), tags=tags)
+    run_id = _run_id(call)
+    tags = svc.clean_tags([(call.str("key", required=True), call.str("value"))])
+    svc.run_log_batch(run=_run(call, run_id=run_id), tags=tags)
     return {}
 
 
 @route("POST", "2.0/mlflow/runs/delete-tag", write=True)
 def delete_tag(call: Call) -> dict:
-    svc.run_delete_tag(run=_run(call), key=call.str("key", required=True))
+    run_id = _run_id(call)
+    key = call.str("key", required=True)
+    svc.run_delete_tag(run=_run(call, run_id=run_id), key=key)
     return {}
 
 
@@ -122,17 +133,20 @@ def _metric(data: dict[str, Any], seen: set[str], index: int | None = None) -> s
         return svc.MetricIn(key, value, False, timestamp, step or 0)
     where = "" if index is None else f"metrics[{index}]."
     if key in (None, ""):
-        raise InvalidParameter(f"Missing value for required parameter '{where}key'.")
+        raise missing(f"{where}key")
     if value is None:
-        raise InvalidParameter(f"Missing value for required parameter '{where}value'.")
+        raise missing(f"{where}value")
     if timestamp is None:
-        raise InvalidParameter(f"Missing value for required parameter '{where}timestamp'.")
+        raise missing(f"{where}timestamp")
+    if not isinstance(key, str):
+        raise invalid_type(f"{where}key", key)
     metric = svc.clean_metric(
         key,
         as_float(value, f"{where}value"),
         as_int(timestamp, f"{where}timestamp"),
         as_int(step, f"{where}step") if step is not None else 0,
         seen,
+        where.rstrip("."),
     )
     if model_id:
         metric.model_id = str(model_id)
@@ -143,8 +157,9 @@ def _metric(data: dict[str, Any], seen: set[str], index: int | None = None) -> s
 
 @route("POST", "2.0/mlflow/runs/log-metric", write=True)
 def log_metric(call: Call) -> dict:
+    run_id = _run_id(call)
     metric = _metric(call.data, set())
-    svc.run_log_batch(run=_run(call), metrics=[metric])
+    svc.run_log_batch(run=_run(call, run_id=run_id), metrics=[metric])
     return {}
 
 
@@ -155,6 +170,7 @@ def log_batch(call: Call) -> dict:
             f"Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, "
             f"got a request of size {len(call.request.body)}."
         )
+    run_id = _run_id(call)
     raw_metrics = call.dicts("metrics")
     raw_params = _pairs(call, "params")
     raw_tags = _pairs(call, "tags")
@@ -162,11 +178,14 @@ def log_batch(call: Call) -> dict:
     _validate_batch_log_limits(raw_metrics, raw_params, raw_tags)
     seen: set[str] = set()
     metrics = [_metric(m, seen, i) for i, m in enumerate(raw_metrics)]
+    params = svc.clean_params(raw_params, batch=True)
+    tags = svc.clean_tags(raw_tags, batch=True)
+    _validate_run_id(run_id)  # as mlflow's store does for a batch, in its words
     svc.run_log_batch(
-        run=_run(call),
+        run=_run(call, run_id=run_id),
         metrics=metrics,
-        params=svc.clean_params(raw_params),
-        tags=svc.clean_tags(raw_tags),
+        params=params,
+        tags=tags,
     )
     return {}
 
@@ -175,6 +194,9 @@ def log_batch(call: Call) -> dict:
 def log_inputs(call: Call) -> dict:
     run_log_inputs(run=_run(call), dataset_inputs=call.dicts("datasets"))
     return {}
+
+
+SEARCH_RUNS_MAX_RESULTS = 50000
 
 
 def _experiment_ids(call: Call) -> list[str]:
@@ -188,13 +210,19 @@ def _experiment_ids(call: Call) -> list[str]:
 def search(call: Call) -> dict:
     from tracking.selectors.search import search_runs
 
+    experiment_ids = _experiment_ids(call)
+    filter_string = call.str("filter")
+    max_results = call.int("max_results", default=1000)
+    if max_results > SEARCH_RUNS_MAX_RESULTS:  # mlflow server's handler refuses it so
+        raise invalid_type("max_results", max_results)
+    order_by = call.str_list("order_by")
     pks, token = search_runs(
         workspace=call.workspace,
-        experiment_ids=_experiment_ids(call),
-        filter_string=call.str("filter"),
+        experiment_ids=experiment_ids,
+        filter_string=filter_string,
         run_view_type=str(call.data.get("run_view_type") or "ACTIVE_ONLY"),
-        max_results=call.int("max_results", default=1000),
-        order_by=call.str_list("order_by"),
+        max_results=max_results,
+        order_by=order_by,
         page_token=call.str("page_token") or None,
     )
     return page("runs", runs_json(runs_by_pks(list(pks))), token)

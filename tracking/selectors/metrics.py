@@ -48,9 +48,10 @@ def decode_token(token: str) -> tuple[int, int, float, bool]:
 
 
 def history_page(
-    series: int, *, limit: int, after: tuple | None = None
+    series: int, *, limit: int, after: tuple | None = None, offset: int = 0
 ) -> list[tuple[int, int, float, bool]]:
-    """Up to `limit` points of a series after the given key, in step order."""
+    """Up to `limit` points of a series after the given key (or past the first `offset`
+    points), in step order."""
     sql = f"SELECT {_COLUMNS} FROM {POINTS} WHERE series_id = %s"
     args: list = [series]
     if after is not None:
@@ -58,6 +59,9 @@ def history_page(
         args += list(after)
     sql += " ORDER BY step, timestamp, value, is_nan LIMIT %s"
     args.append(limit)
+    if offset:
+        sql += " OFFSET %s"
+        args.append(offset)
     with connection.cursor() as cursor:
         cursor.execute(sql, args)
         return cursor.fetchall()
@@ -80,26 +84,22 @@ def points_json(key: str, rows: list[tuple[int, int, float, bool]]) -> bytes:
     )
 
 
-def history_page_json(
-    series: int, key: str, *, limit: int, after: tuple | None = None
-) -> tuple[bytes, tuple | None]:
-    """One page as a JSON array, and the key of its last point when more follow.
-    (Building the JSON in PostgreSQL measured slower than this.)"""
-    rows = history_page(series, limit=limit + 1, after=after)
-    more = rows[limit - 1] if len(rows) > limit else None
-    return points_json(key, rows[:limit]), more
-
-
-def history_stream(series: int) -> Iterator[list[tuple[int, int, float, bool]]]:
-    """The whole history in chunks, holding one chunk in memory at a time."""
-    after = None
-    while True:
-        rows = history_page(series, limit=STREAM_CHUNK, after=after)
+def history_stream(
+    series: int, *, after: tuple | None = None, offset: int = 0, limit: int | None = None
+) -> Iterator[list[tuple[int, int, float, bool]]]:
+    """The history in chunks, holding one chunk in memory at a time: all of it, or
+    `limit` points; from the start, after a key or past `offset` points."""
+    left = limit
+    while left is None or left > 0:
+        size = STREAM_CHUNK if left is None else min(STREAM_CHUNK, left)
+        rows = history_page(series, limit=size, after=after, offset=offset)
         if rows:
             yield rows
-        if len(rows) < STREAM_CHUNK:
+        if len(rows) < size:
             return
-        after = rows[-1]
+        after, offset = rows[-1], 0
+        if left is not None:
+            left -= len(rows)
 
 
 def history_bulk(run_pks: list[int], key: str, *, limit: int) -> list[tuple]:

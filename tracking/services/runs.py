@@ -25,14 +25,13 @@ from django.utils import timezone
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 from mlflow.utils.name_utils import _generate_random_name
 from mlflow.utils.validation import (
-    MAX_ENTITY_KEY_LENGTH,
-    MAX_PARAM_VAL_LENGTH,
-    MAX_TAG_VAL_LENGTH,
     _validate_batch_log_limits,
-    _validate_metric_name,
+    _validate_metric,
+    _validate_param,
     _validate_param_keys_unique,
-    _validate_param_name,
-    _validate_tag_name,
+    _validate_tag,
+    append_to_json_path,
+    invalid_value,
 )
 
 from portal import registry
@@ -69,39 +68,41 @@ def require_active(run: Run) -> None:
         )
 
 
-def _check_key(key: Any, what: str, validator) -> str:
+def _require_str(key: Any, path: str) -> str:
     if not isinstance(key, str):
-        raise InvalidParameter(f"Invalid {what} key {key!r}: expected a string.")
-    validator(key)
-    if len(key) > MAX_ENTITY_KEY_LENGTH:
-        raise InvalidParameter(
-            f"{what} key '{key[:100]}' exceeds the maximum length of {MAX_ENTITY_KEY_LENGTH}."
-        )
+        hint = f" Hint: Value was of type '{type(key).__name__}'."
+        raise InvalidParameter(invalid_value(path, key, hint))
     return key
 
 
-def _text(value: Any, limit: int) -> str:
-    """MLflow truncates over-long param and tag values rather than refusing them."""
+def _text(value: Any) -> str:
     if value is None:
-        value = ""
-    if not isinstance(value, str):
-        value = str(value)
-    return value[:limit]
+        return ""
+    return value if isinstance(value, str) else str(value)
 
 
-def clean_params(params: list[tuple[Any, Any]]) -> list[tuple[str, str]]:
-    cleaned = [
-        (_check_key(k, "Param", _validate_param_name), _text(v, MAX_PARAM_VAL_LENGTH))
-        for k, v in params
-    ]
+def clean_params(params: list[tuple[Any, Any]], *, batch: bool = False) -> list[tuple[str, str]]:
+    """Keys checked and over-long values truncated by mlflow's own `_validate_param`, so
+    the words of a refusal are mlflow server's: a batch names the item (`params[0].key`),
+    a single log-param the argument (`key`)."""
+    cleaned = []
+    for index, (key, value) in enumerate(params):
+        path = f"params[{index}]" if batch else ""
+        _require_str(key, append_to_json_path(path, "key"))
+        param = _validate_param(key, _text(value), path=path)
+        cleaned.append((param.key, param.value))
     _validate_param_keys_unique([_KeyOnly(k) for k, _ in cleaned])
     return cleaned
 
 
-def clean_tags(tags: list[tuple[Any, Any]]) -> list[tuple[str, str]]:
+def clean_tags(tags: list[tuple[Any, Any]], *, batch: bool = False) -> list[tuple[str, str]]:
+    """As clean_params, with mlflow's `_validate_tag`; the last value of a key wins."""
     cleaned: dict[str, str] = {}
-    for k, v in tags:  # the last value of a key in one batch wins
-        cleaned[_check_key(k, "Tag", _validate_tag_name)] = _text(v, MAX_TAG_VAL_LENGTH)
+    for index, (key, value) in enumerate(tags):
+        path = f"tags[{index}]" if batch else ""
+        _require_str(key, append_to_json_path(path, "key"))
+        tag = _validate_tag(key, _text(value), path=path)
+        cleaned[tag.key] = tag.value
     return list(cleaned.items())
 
 
@@ -111,16 +112,21 @@ class _KeyOnly:
 
 
 def clean_metric(
-    key: Any, value: float, timestamp: int | None, step: int | None, seen: set[str]
+    key: Any,
+    value: float,
+    timestamp: int,
+    step: int,
+    seen: set[str],
+    path: str = "",
 ) -> MetricIn:
+    """A metric checked by mlflow's own `_validate_metric` (its words on refusal; `path`
+    is "metrics[3]" in a batch); a key seen before in the batch skips the name checks."""
     if key not in seen:
-        _check_key(key, "Metric", lambda k: _validate_metric_name(k, "key"))
+        _require_str(key, append_to_json_path(path, "name"))
+        _validate_metric(key, value, timestamp, step, path)
         seen.add(key)
-    if timestamp is None or timestamp < 0:
-        raise InvalidParameter(
-            f"Invalid value {timestamp} for parameter 'timestamp' of metric '{key}': "
-            "a nonnegative long (64-bit integer) is required."
-        )
+    elif timestamp < 0:
+        _validate_metric(key, value, timestamp, step, path)  # raises, in mlflow's words
     is_nan = math.isnan(value)
     return MetricIn(key, 0.0 if is_nan else value, is_nan, timestamp, step or 0)
 
@@ -143,7 +149,7 @@ def run_create(
             f"The experiment {experiment.pk} must be in the 'active' state. "
             f"Current state is {experiment.lifecycle_stage}."
         )
-    tag_list = clean_tags(tags or [])
+    tag_list = clean_tags(tags or [], batch=True)
     tag_name = dict(tag_list).get(MLFLOW_RUN_NAME)
     if run_name and tag_name and run_name != tag_name:
         raise InvalidParameter(
