@@ -168,7 +168,8 @@ def register_run_tab(tab: RunTab) -> None:
 
 
 def register_hook(name: str, function: Callable[..., Any]) -> None:
-    """Add a function to a named hook, e.g. "run_cancel"(run=..., actor=...).
+    """Add a function to a named hook, e.g. "run_cancel"(run=..., actor=...) or
+    "workspace_created"(workspace=..., actor=...).
 
     Hooks run inside the announcing service's transaction, so their writes commit or
     roll back with it; side effects outside the database belong in on_commit."""

@@ -249,8 +249,9 @@ def test_workspace_job_purges_everything_below_it(cast, sent, done_at_success):
     job = run_job(job)
 
     assert job.status == Status.SUCCEEDED, job.error
-    # The steps counted up front are the steps done: runs, experiment, artifacts, row.
-    assert done_at_success == [job.progress_total] == [4 + 1 + 1 + 1]
+    # The steps counted up front are the steps done: runs, experiments (with the
+    # Default), artifacts, row.
+    assert done_at_success == [job.progress_total] == [4 + 2 + 1 + 1]
     assert job.progress_done == job.progress_total
     assert job.percent == 100 and job.finished_at and job.attempts == 1
     assert gone(Workspace, cast.workspace.pk)
@@ -284,8 +285,9 @@ def test_resource_group_job_deletes_its_workspaces_and_itself(cast, sent, done_a
     assert not Path(cast.workspace.artifact_root).exists()
     assert not Path(second.artifact_root).exists()
     assert Workspace.objects.filter(pk=cast.other_workspace.pk).exists()
-    # 3 + 3 runs, 2 experiments, 2 × (artifacts, row), the resource group's row
-    assert done_at_success == [job.progress_total] == [3 + 3 + 2 + 2 * 2 + 1]
+    # 3 + 3 runs, 2 × 2 experiments (theirs and the Default), 2 × (artifacts, row), the
+    # resource group's row
+    assert done_at_success == [job.progress_total] == [3 + 3 + 2 * 2 + 2 * 2 + 1]
 
 
 def test_a_job_interrupted_midway_is_finished_by_running_it_again(cast, sent, monkeypatch):

@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from portal import registry
 from portal.models import Workspace
 from tracking.selectors.tables import experiments_for_list
-from tracking.services import purge_jobs
+from tracking.services import experiments, purge_jobs
 
 RECENT_EXPERIMENTS = 5
 
@@ -20,6 +20,8 @@ def recent_experiments_panel(request: HttpRequest, workspace: Workspace) -> dict
 
 def register() -> None:
     purge_jobs.register()
+    # Every workspace has its Default experiment (MLflow's id 0) from the start.
+    registry.register_hook("workspace_created", experiments.on_workspace_created)
     registry.register_workspace_panel(
         registry.Panel(
             name="recent-experiments",

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from portal import validators
+from portal import registry, validators
 from portal.errors import AlreadyExists, InvalidParameter, NotFound, PermissionDenied
 from portal.models import (
     ApiToken,
@@ -225,12 +225,18 @@ def workspace_create(
         created_by=actor,
     )
     ws.artifact_root = default_artifact_root(ws)
-    try:
-        with transaction.atomic():
-            ws.save(force_insert=True)
-    except IntegrityError as exc:
-        raise AlreadyExists(f"Workspace '{name}' already exists in this resource group.") from exc
-    audit_record(actor=actor, action="create", target=ws)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                ws.save(force_insert=True)
+        except IntegrityError as exc:
+            raise AlreadyExists(
+                f"Workspace '{name}' already exists in this resource group."
+            ) from exc
+        audit_record(actor=actor, action="create", target=ws)
+        # What the other apps make with a workspace (tracking: its Default experiment),
+        # in the same transaction: a workspace never exists without them.
+        registry.call_hook("workspace_created", workspace=ws, actor=actor)
     return ws
 
 

@@ -8,14 +8,16 @@ from portal.errors import InvalidParameter
 from tracking.mlflow.protocol import AJAX_ONLY, Call, page, route
 from tracking.models import Experiment
 from tracking.selectors import experiment_get, experiment_get_by_name
+from tracking.selectors.core import experiment_pks, is_default_id
 from tracking.selectors.datasets import dataset_summaries
 from tracking.selectors.runs import experiments_json
 from tracking.services import experiments as svc
 
 
 def resolve_experiment(call: Call, experiment_id: str) -> Experiment:
-    """MLflow clients call the default experiment "0"; here it is the workspace's "Default"."""
-    if str(experiment_id).strip() == "0":
+    """MLflow clients call the default experiment "0"; here it is the workspace's "Default"
+    (its row id names it too, as the studio's pages and /api/v1 know it)."""
+    if is_default_id(experiment_id):
         return svc.default_experiment(workspace=call.workspace)
     _parse_experiment_id(experiment_id)  # not a number: mlflow server's words (400)
     return experiment_get(workspace=call.workspace, experiment_id=experiment_id)
@@ -132,11 +134,9 @@ def search_datasets(call: Call) -> dict:
             f"Received {len(experiment_ids)} experiment_ids."
         )
     # Ids beyond the int64 range name no experiment (and no database can bind them).
-    pks = [pk for pk in map(_parse_experiment_id, experiment_ids) if 0 <= pk < 2**63]
-    if 0 in pks:  # the client's name for the default experiment, if there is one yet
-        default = Experiment.objects.filter(
-            workspace=call.workspace, name=svc.DEFAULT_EXPERIMENT_NAME
-        ).values_list("pk", flat=True)
-        pks = [pk for pk in pks if pk != 0] + list(default)
+    for experiment_id in experiment_ids:
+        _parse_experiment_id(experiment_id)  # mlflow's check and message
+    ids = experiment_pks(workspace=call.workspace, experiment_ids=experiment_ids)
+    pks = [pk for pk in map(_parse_experiment_id, ids) if 0 < pk < 2**63]
     summaries = dataset_summaries(workspace=call.workspace, experiment_pks=pks)
     return {"dataset_summaries": summaries} if summaries else {}

@@ -16,6 +16,7 @@ from tracking.mlflow.experiments import resolve_experiment
 from tracking.mlflow.protocol import Call, as_float, as_int, invalid_type, missing, page, route
 from tracking.models import Run
 from tracking.selectors import run_get
+from tracking.selectors.core import experiment_pks
 from tracking.selectors.runs import run_info_json, runs_by_pks, runs_json
 from tracking.services import runs as svc
 from tracking.services.datasets import run_log_inputs
@@ -192,7 +193,9 @@ def log_batch(call: Call) -> dict:
 
 @route("POST", "2.0/mlflow/runs/log-inputs", write=True)
 def log_inputs(call: Call) -> dict:
-    run_log_inputs(run=_run(call), dataset_inputs=call.dicts("datasets"))
+    run_log_inputs(
+        run=_run(call), dataset_inputs=call.dicts("datasets"), model_inputs=call.dicts("models")
+    )
     return {}
 
 
@@ -200,10 +203,8 @@ SEARCH_RUNS_MAX_RESULTS = 50000
 
 
 def _experiment_ids(call: Call) -> list[str]:
-    ids = [str(e) for e in call.list("experiment_ids")]
-    if "0" in ids:  # the client's name for the default experiment
-        ids[ids.index("0")] = str(resolve_experiment(call, "0").pk)
-    return ids
+    # "0" is the client's name for the default experiment.
+    return experiment_pks(workspace=call.workspace, experiment_ids=call.list("experiment_ids"))
 
 
 @route("POST", "2.0/mlflow/runs/search")

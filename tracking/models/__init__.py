@@ -23,6 +23,7 @@ from tracking.models.logged_models import (
     LoggedModelMetric,
     LoggedModelParam,
     LoggedModelTag,
+    RunModelInput,
     RunOutput,
 )
 from tracking.models.registry import (
@@ -52,6 +53,7 @@ __all__ = [
     "RegisteredModelTag",
     "Run",
     "RunInput",
+    "RunModelInput",
     "RunOutput",
     "RunStatus",
     "RunTag",

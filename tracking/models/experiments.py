@@ -39,11 +39,19 @@ class Experiment(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The workspace's "Default" experiment, which MLflow clients call id 0 (and which keeps
+    # that id when renamed, as experiment 0 of `mlflow server` does). One per workspace.
+    is_default = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-creation_time"]
         constraints = [
             models.UniqueConstraint(fields=["workspace", "name"], name="experiment_name_unique"),
+            models.UniqueConstraint(
+                fields=["workspace"],
+                condition=models.Q(is_default=True),
+                name="experiment_default_unique",
+            ),
         ]
         indexes = [models.Index(fields=["workspace", "lifecycle_stage"])]
 

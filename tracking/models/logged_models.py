@@ -33,6 +33,10 @@ class LoggedModel(models.Model):
     source_run = models.ForeignKey(
         Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="logged_models"
     )
+    # The run id the client gave, kept as given (as `mlflow server` keeps it) even when it
+    # names no run of this workspace; `source_run` is set only when it does, and is what
+    # pages and downloads follow, so another workspace's run never resolves.
+    source_run_uuid = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-creation_timestamp_ms"]
@@ -100,3 +104,16 @@ class RunOutput(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "model"], name="run_output_unique")]
+
+
+class RunModelInput(models.Model):
+    """`runs/log-inputs` with `models`: the run used a logged model. The id is kept as the
+    client sent it, as `mlflow server` keeps it, and is only ever echoed back."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="model_inputs")
+    model_id = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "model_id"], name="run_model_input_unique")
+        ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import BigIntegerField, Case, F, QuerySet, Value, When
 
 from portal.errors import NotFound
 from portal.models import ResourceGroup, Subscription, Workspace
@@ -16,6 +19,49 @@ def int_id(value: str | int) -> int | None:
     except (TypeError, ValueError):
         return None
     return number if 0 < number < 2**63 else None
+
+
+# A logged model's experiment id as MLflow clients know it, for filters and ordering.
+MLFLOW_EXPERIMENT_ID = Case(
+    When(experiment__is_default=True, then=Value(0)),
+    default=F("experiment_id"),
+    output_field=BigIntegerField(),
+)
+
+
+def mlflow_experiment_id(experiment: Experiment) -> str:
+    """The id MLflow clients know the experiment by: "0" for the workspace's Default
+    (as `mlflow server` numbers it), its row id for every other."""
+    return "0" if experiment.is_default else str(experiment.pk)
+
+
+def is_default_id(experiment_id: object) -> bool:
+    """Whether an MLflow experiment id names the Default experiment ("0", as mlflow parses it)."""
+    try:
+        return int(str(experiment_id).strip()) == 0
+    except ValueError:
+        return False
+
+
+def default_experiment_pks(workspace_ids: Iterable[int]) -> set[int]:
+    """The row ids of these workspaces' Default experiments, to write them as "0"."""
+    return set(
+        Experiment.objects.filter(workspace_id__in=set(workspace_ids), is_default=True).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def experiment_pks(*, workspace: Workspace, experiment_ids: Iterable[Any]) -> list[str]:
+    """MLflow experiment ids as row ids, "0" becoming the Default's (when there is one);
+    the others are left as they are for the caller to check."""
+    ids = [str(e) for e in experiment_ids]
+    if any(is_default_id(e) for e in ids):
+        default = Experiment.objects.filter(workspace=workspace, is_default=True).first()
+        ids = [
+            (str(default.pk) if default is not None else e) if is_default_id(e) else e for e in ids
+        ]
+    return ids
 
 
 def experiment_get(*, workspace: Workspace, experiment_id: str | int) -> Experiment:

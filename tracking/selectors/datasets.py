@@ -8,6 +8,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from portal.models import Workspace
 from tracking.models import RunInput
+from tracking.selectors.core import default_experiment_pks
 
 MAX_DATASET_SUMMARIES = 1000  # mlflow's store answers at most this many
 
@@ -24,6 +25,7 @@ def dataset_summaries(*, workspace: Workspace, experiment_pks: list[int]) -> lis
         .order_by("dataset__experiment_id", "dataset__name", "dataset__digest", "pk")
         .values_list("dataset__experiment_id", "dataset__name", "dataset__digest", "tags")
     )
+    defaults = default_experiment_pks([workspace.pk])
     seen: set[tuple] = set()
     summaries = []
     for experiment_id, name, digest, tags in inputs.iterator(chunk_size=2000):
@@ -39,7 +41,11 @@ def dataset_summaries(*, workspace: Workspace, experiment_pks: list[int]) -> lis
         if found in seen:
             continue
         seen.add(found)
-        summary = {"experiment_id": str(experiment_id), "name": name, "digest": digest}
+        summary = {
+            "experiment_id": "0" if experiment_id in defaults else str(experiment_id),
+            "name": name,
+            "digest": digest,
+        }
         if context is not None:
             summary["context"] = context
         summaries.append(summary)

@@ -22,6 +22,7 @@ from tracking.models import (
     LoggedModelTag,
     RunOutput,
 )
+from tracking.selectors.core import MLFLOW_EXPERIMENT_ID, default_experiment_pks, experiment_pks
 from tracking.selectors.registry import field_comparison
 
 SEARCH_DEFAULT_RESULTS = 100
@@ -37,7 +38,7 @@ STATUS_NAMES = {
 # MLflow's attribute names (SqlLoggedModel columns and their aliases) → our fields.
 _ATTRIBUTES = {
     "model_id": "model_id",
-    "experiment_id": "experiment_id",
+    "experiment_id": "mlflow_experiment_id",  # aliased: the Default's is 0
     "name": "name",
     "artifact_location": "artifact_location",
     "artifact_uri": "artifact_location",
@@ -50,7 +51,7 @@ _ATTRIBUTES = {
     "status_message": "status_message",
     "lifecycle_stage": "lifecycle_stage",
     "model_type": "model_type",
-    "source_run_id": "source_run__run_uuid",
+    "source_run_id": "source_run_uuid",
 }
 
 
@@ -163,13 +164,15 @@ def logged_model_search(
         raise InvalidParameter(f"Invalid value {max_results} for parameter 'max_results'.")
     page_size = min(max_results or SEARCH_DEFAULT_RESULTS, SEARCH_MAX_RESULTS)
     pks = []
-    for value in experiment_ids:
+    for value in experiment_pks(workspace=workspace, experiment_ids=experiment_ids):
         try:
             pks.append(int(value))
         except (TypeError, ValueError):
             raise InvalidParameter(f"Invalid experiment ID: '{value}'") from None
-    models = LoggedModel.objects.filter(workspace=workspace, experiment_id__in=pks).exclude(
-        lifecycle_stage=LifecycleStage.DELETED
+    models = (
+        LoggedModel.objects.filter(workspace=workspace, experiment_id__in=pks)
+        .exclude(lifecycle_stage=LifecycleStage.DELETED)
+        .alias(mlflow_experiment_id=MLFLOW_EXPERIMENT_ID)
     )
     models = _apply_filter(models, filter_string, datasets or [])
     models = models.order_by(*_ordering(order_by or []))
@@ -238,7 +241,7 @@ def _attribute_value(field: str, value: Any) -> Any:
     values = value if isinstance(value, tuple | list) else None
     if field == "status":
         convert = status_value
-    elif field == "experiment_id":
+    elif field == "mlflow_experiment_id":
 
         def convert(v: Any) -> int:
             try:
@@ -312,6 +315,7 @@ def logged_models_data(models: Iterable[LoggedModel]) -> list[dict[str, Any]]:
     ):
         params[model_pk].append({"key": key, "value": value})
     ids = {m.pk: m.model_id for m in models}
+    defaults = default_experiment_pks(m.workspace_id for m in models)
     metrics: dict[int, list[dict[str, Any]]] = defaultdict(list)
     rows = (
         LoggedModelMetric.objects.filter(model_id__in=pks)
@@ -342,7 +346,9 @@ def logged_models_data(models: Iterable[LoggedModel]) -> list[dict[str, Any]]:
         if ds_digest:
             metric["dataset_digest"] = ds_digest
         metrics[model_pk].append(metric)
-    return [_logged_model_data(m, tags[m.pk], params[m.pk], metrics[m.pk]) for m in models]
+    return [
+        _logged_model_data(m, tags[m.pk], params[m.pk], metrics[m.pk], defaults) for m in models
+    ]
 
 
 def _logged_model_data(
@@ -350,10 +356,13 @@ def _logged_model_data(
     tags: list[dict[str, str]],
     params: list[dict[str, str]],
     metrics: list[dict[str, Any]],
+    default_experiments: set[int],
 ) -> dict[str, Any]:
     info: dict[str, Any] = {
         "model_id": model.model_id,
-        "experiment_id": str(model.experiment_id),
+        "experiment_id": "0"
+        if model.experiment_id in default_experiments
+        else str(model.experiment_id),
         "name": model.name,
         "creation_timestamp_ms": model.creation_timestamp_ms,
         "last_updated_timestamp_ms": model.last_updated_timestamp_ms,
@@ -363,8 +372,8 @@ def _logged_model_data(
     }
     if model.model_type:
         info["model_type"] = model.model_type
-    if model.source_run_id is not None:
-        info["source_run_id"] = model.source_run.run_uuid
+    if model.source_run_uuid:
+        info["source_run_id"] = model.source_run_uuid
     if model.status_message:
         info["status_message"] = model.status_message
     return {"info": info, "data": {"params": params, "metrics": metrics}}

@@ -160,8 +160,10 @@ def model_version_get(
 
 
 def model_version_download_uri(*, workspace: Workspace, name: str, version: Any) -> str:
-    """Where the client downloads a version's files from: the `mlflow-artifacts:/` (or
-    `runs:/`) location inside this workspace recorded at registration."""
+    """Where the client downloads a version's files from: the `mlflow-artifacts:/`
+    location inside this workspace recorded at registration, or, for a `runs:/` source
+    that named no run of this workspace then, the source as given: the client resolves
+    it through this workspace's runs, where another workspace's run does not exist."""
     found = model_version_get(workspace=workspace, name=name, version=version)
     return found.storage_location or found.source
 

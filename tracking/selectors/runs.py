@@ -13,16 +13,24 @@ from tracking.models import (
     ExperimentTag,
     Run,
     RunInput,
+    RunModelInput,
 )
+from tracking.selectors.core import default_experiment_pks, mlflow_experiment_id
 from tracking.selectors.logged_models import run_outputs
 
 
-def run_info_json(run: Run) -> dict[str, Any]:
+def run_info_json(run: Run, default_experiments: set[int] | None = None) -> dict[str, Any]:
+    """A run's info; `default_experiments` (the row ids of Default experiments, written
+    as "0") is looked up when not given."""
+    if default_experiments is None:
+        default_experiments = default_experiment_pks([run.workspace_id])
     info = {
         "run_id": run.run_uuid,
         "run_uuid": run.run_uuid,
         "run_name": run.name,
-        "experiment_id": str(run.experiment_id),
+        "experiment_id": "0"
+        if run.experiment_id in default_experiments
+        else str(run.experiment_id),
         "user_id": run.user_id,
         "status": run.status,
         "start_time": run.start_time,
@@ -94,17 +102,28 @@ def runs_json(runs: list[Run]) -> list[dict[str, Any]]:
         if d.profile:
             dataset["profile"] = d.profile
         inputs[item.run_id].append({"tags": item.tags, "dataset": dataset})
+    model_inputs: dict[int, list] = defaultdict(list)
+    for run_pk, model_id in (
+        RunModelInput.objects.filter(run_id__in=pks)
+        .order_by("pk")
+        .values_list("run_id", "model_id")
+    ):
+        model_inputs[run_pk].append({"model_id": model_id})
     outputs = run_outputs(pks)
+    defaults = default_experiment_pks(run.workspace_id for run in runs)
     result = []
     for run in runs:
+        run_inputs: dict[str, Any] = {"dataset_inputs": inputs.get(run.pk, [])}
+        if model_inputs.get(run.pk):
+            run_inputs["model_inputs"] = model_inputs[run.pk]
         entry: dict[str, Any] = {
-            "info": run_info_json(run),
+            "info": run_info_json(run, defaults),
             "data": {
                 "metrics": metrics.get(run.pk, []),
                 "params": params.get(run.pk, []),
                 "tags": tags.get(run.pk, []),
             },
-            "inputs": {"dataset_inputs": inputs.get(run.pk, [])},
+            "inputs": run_inputs,
         }
         if outputs.get(run.pk):
             entry["outputs"] = {"model_outputs": outputs[run.pk]}
@@ -125,7 +144,7 @@ def experiments_json(experiments: list[Experiment]) -> list[dict[str, Any]]:
         tags[exp_id].append({"key": key, "value": value})
     return [
         {
-            "experiment_id": str(e.pk),
+            "experiment_id": mlflow_experiment_id(e),
             "name": e.name,
             "artifact_location": e.artifact_location,
             "lifecycle_stage": e.lifecycle_stage,

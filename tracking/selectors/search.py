@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db.models import (
+    BigIntegerField,
     BooleanField,
     Case,
     Exists,
@@ -76,7 +77,7 @@ _RUN_ATTRIBUTE_FIELDS = {
     "end_time": "end_time",
 }
 _EXPERIMENT_ATTRIBUTE_FIELDS = {
-    "experiment_id": "id",
+    "experiment_id": "mlflow_id",  # aliased in search_experiments: the Default's is 0
     "name": "name",
     "creation_time": "creation_time",
     "last_update_time": "last_update_time",
@@ -177,6 +178,13 @@ def search_experiments(
 
     experiments = (
         Experiment.objects.filter(workspace_id=workspace.pk, lifecycle_stage__in=stages)
+        .alias(
+            mlflow_id=Case(
+                When(is_default=True, then=Value(0)),
+                default=F("id"),
+                output_field=BigIntegerField(),
+            )
+        )
         .filter(*conditions)
         .order_by(*ordering)
         .prefetch_related("tags")
@@ -638,8 +646,8 @@ def _experiment_ordering(order_by: list[str] | None) -> list:
         field = _EXPERIMENT_ATTRIBUTE_FIELDS.get(key)
         if key_type != SearchExperimentsUtils._ATTRIBUTE_IDENTIFIER or field is None:
             raise InvalidParameter(f"Invalid order_by entity: {key_type}")
-        names_id = names_id or field == "id"
+        names_id = names_id or field == "mlflow_id"
         ordering.append(F(field).asc() if ascending else F(field).desc())
     if not names_id:
-        ordering.append(F("id").desc())
+        ordering.append(F("mlflow_id").desc())
     return ordering

@@ -1,4 +1,4 @@
-"""Run inputs: datasets logged with `mlflow.log_input`."""
+"""Run inputs: datasets logged with `mlflow.log_input`, and the logged models a run used."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from mlflow.utils.validation import (
 )
 
 from portal.errors import InvalidParameter
-from tracking.models import Dataset, Run, RunInput
+from tracking.models import Dataset, Run, RunInput, RunModelInput
 from tracking.services.runs import require_active
 
 
@@ -49,12 +49,41 @@ def _input_tags(raw: Any) -> list[dict[str, str]]:
     return tags
 
 
+MAX_MODEL_ID_LENGTH = 64  # RunModelInput.model_id
+
+
+def _model_ids(model_inputs: list[dict[str, Any]]) -> list[str]:
+    ids = []
+    for index, item in enumerate(model_inputs):
+        model_id = item.get("model_id") if isinstance(item, dict) else None
+        if not isinstance(model_id, str) or not model_id:
+            raise InvalidParameter(
+                f"Missing value for required parameter 'models[{index}].model_id'."
+            )
+        if len(model_id) > MAX_MODEL_ID_LENGTH or "\x00" in model_id:
+            raise InvalidParameter(
+                f"Invalid value for 'models[{index}].model_id': at most "
+                f"{MAX_MODEL_ID_LENGTH} characters."
+            )
+        ids.append(model_id)
+    return list(dict.fromkeys(ids))
+
+
 @transaction.atomic
-def run_log_inputs(*, run: Run, dataset_inputs: list[dict[str, Any]]) -> None:
-    """Attach datasets to the run; a dataset is shared per (experiment, name, digest)."""
+def run_log_inputs(
+    *,
+    run: Run,
+    dataset_inputs: list[dict[str, Any]],
+    model_inputs: list[dict[str, Any]] | None = None,
+) -> None:
+    """Attach datasets to the run (a dataset is shared per (experiment, name, digest)) and
+    the logged models it used. A model id is kept as given, as `mlflow server` keeps it
+    without looking it up; it is only ever echoed back with the run. Logging the same
+    model again records nothing new."""
     require_active(run)
     if len(dataset_inputs) > MAX_DATASETS_PER_BATCH:
         raise InvalidParameter(f"At most {MAX_DATASETS_PER_BATCH} datasets per request.")
+    model_ids = _model_ids(model_inputs or [])
     for item in dataset_inputs:
         if not isinstance(item, dict) or not isinstance(item.get("dataset"), dict):
             raise InvalidParameter("Each dataset input needs a 'dataset' object.")
@@ -86,3 +115,8 @@ def run_log_inputs(*, run: Run, dataset_inputs: list[dict[str, Any]]) -> None:
                     experiment_id=run.experiment_id, name=name, digest=digest
                 )
         RunInput.objects.update_or_create(run=run, dataset=dataset, defaults={"tags": tags})
+    if model_ids:
+        RunModelInput.objects.bulk_create(
+            [RunModelInput(run=run, model_id=model_id) for model_id in model_ids],
+            ignore_conflicts=True,
+        )

@@ -22,6 +22,7 @@ from portal.errors import AlreadyExists, InvalidParameter, NotFound
 from portal.models import Workspace
 from portal.services import audit_record
 from tracking.models import Experiment, ExperimentTag, LifecycleStage, Run
+from tracking.selectors.core import mlflow_experiment_id
 from tracking.selectors.purge import experiment_purge_job
 
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -91,24 +92,57 @@ def experiment_create(
     return experiment
 
 
+def default_experiment_create(
+    *, workspace: Workspace, actor: AbstractBaseUser | None
+) -> Experiment:
+    """The workspace's "Default" experiment (MLflow's id 0), made with the workspace, as
+    `mlflow server` has experiment 0 from its start. Idempotent: a workspace that has
+    one keeps it; one that has an experiment of that name (from before there was a
+    default) takes it as its default."""
+    with transaction.atomic():
+        existing = Experiment.objects.filter(workspace=workspace, is_default=True).first()
+        if existing is not None:
+            return existing
+        named = (
+            Experiment.objects.select_for_update()
+            .filter(workspace=workspace, name=DEFAULT_EXPERIMENT_NAME)
+            .first()
+        )
+        if named is not None:
+            named.is_default = True
+            named.save(update_fields=["is_default"])
+            return named
+        experiment = experiment_create(
+            workspace=workspace, name=DEFAULT_EXPERIMENT_NAME, actor=actor
+        )
+        experiment.is_default = True
+        experiment.save(update_fields=["is_default"])
+        return experiment
+
+
 def default_experiment(*, workspace: Workspace) -> Experiment:
-    """The workspace's "Default" experiment, which MLflow clients call id 0."""
-    experiment = Experiment.objects.filter(
-        workspace=workspace, name=DEFAULT_EXPERIMENT_NAME
-    ).first()
+    """The workspace's "Default" experiment, which MLflow clients call id 0. Every
+    workspace gets one when it is made; one whose default was purged gets a new one on
+    first use (as `mlflow server` makes experiment 0 again when it starts without it)."""
+    experiment = Experiment.objects.filter(workspace=workspace, is_default=True).first()
     if experiment is not None:
         return experiment
     try:
-        # Made on first use, by the system rather than whoever happened to ask for it.
-        return experiment_create(workspace=workspace, name=DEFAULT_EXPERIMENT_NAME, actor=None)
-    except AlreadyExists:
-        return Experiment.objects.get(workspace=workspace, name=DEFAULT_EXPERIMENT_NAME)
+        # Made by the system rather than whoever happened to ask for it.
+        return default_experiment_create(workspace=workspace, actor=None)
+    except (AlreadyExists, IntegrityError):
+        return Experiment.objects.get(workspace=workspace, is_default=True)
+
+
+def on_workspace_created(*, workspace: Workspace, actor: AbstractBaseUser | None) -> None:
+    """Portal's `workspace_created` hook: the new workspace's Default experiment."""
+    default_experiment_create(workspace=workspace, actor=None)
 
 
 def _require_active(experiment: Experiment) -> None:
     if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
         raise InvalidParameter(
-            f"The experiment {experiment.pk} must be in the 'active' state. "
+            f"The experiment {mlflow_experiment_id(experiment)} must be in the 'active' state. "
             f"Current state is {experiment.lifecycle_stage}."
         )
 
@@ -192,4 +226,6 @@ def experiment_delete_tag(*, experiment: Experiment, key: str) -> None:
     _require_active(experiment)
     deleted, _ = ExperimentTag.objects.filter(experiment=experiment, key=key).delete()
     if not deleted:
-        raise NotFound(f"No tag with name: {key} in experiment with id {experiment.pk}")
+        raise NotFound(
+            f"No tag with name: {key} in experiment with id {mlflow_experiment_id(experiment)}"
+        )

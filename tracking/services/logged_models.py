@@ -38,12 +38,14 @@ from tracking.models import (
     RunOutput,
     RunTag,
 )
-from tracking.selectors.core import experiment_get, run_get
+from tracking.selectors.core import experiment_get, is_default_id, mlflow_experiment_id, run_get
 from tracking.selectors.logged_models import logged_model_get
+from tracking.services.experiments import default_experiment
 
 MODELS_FOLDER = "models"
 ARTIFACTS_FOLDER = "artifacts"
 MAX_NAME_LENGTH = 500  # LoggedModel.name and model_type
+MAX_SOURCE_RUN_ID_LENGTH = 64  # LoggedModel.source_run_uuid
 
 
 def require_active_run(run: Run) -> None:
@@ -57,7 +59,7 @@ def require_active_run(run: Run) -> None:
 def _require_active_experiment(experiment: Experiment) -> None:
     if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
         raise InvalidParameter(
-            f"The experiment {experiment.pk} must be in the 'active' state. "
+            f"The experiment {mlflow_experiment_id(experiment)} must be in the 'active' state. "
             f"Current state is {experiment.lifecycle_stage}."
         )
 
@@ -90,6 +92,21 @@ def _checked_tags(tags: list[dict[str, Any]]) -> dict[str, str]:
     return checked
 
 
+def _source_run(workspace: Workspace, source_run_id: str) -> Run | None:
+    """The run a new model came from, if it is one of this workspace. The id is kept as
+    given either way, as `mlflow server` keeps it without looking the run up; only a run
+    of this workspace is ever linked, so another workspace's never resolves."""
+    if not source_run_id:
+        return None
+    if not isinstance(source_run_id, str) or len(source_run_id) > MAX_SOURCE_RUN_ID_LENGTH:
+        raise InvalidParameter(
+            f"'source_run_id' must be a string of at most {MAX_SOURCE_RUN_ID_LENGTH} characters."
+        )
+    if "\x00" in source_run_id:
+        raise InvalidParameter("'source_run_id' must not contain NUL characters.")
+    return Run.objects.filter(workspace=workspace, run_uuid=source_run_id).first()
+
+
 @transaction.atomic
 def logged_model_create(
     *,
@@ -109,9 +126,12 @@ def logged_model_create(
             raise InvalidParameter(
                 f"'{field}' exceeds the maximum length of {MAX_NAME_LENGTH} characters."
             )
-    experiment = experiment_get(workspace=workspace, experiment_id=experiment_id)
+    if is_default_id(experiment_id):
+        experiment = default_experiment(workspace=workspace)
+    else:
+        experiment = experiment_get(workspace=workspace, experiment_id=experiment_id)
     _require_active_experiment(experiment)
-    source_run = run_get(workspace=workspace, run_id=source_run_id) if source_run_id else None
+    source_run = _source_run(workspace, source_run_id or "")
     checked_params = _checked_params(params or [])
     checked_tags = _checked_tags(tags or [])
     model_id = f"m-{uuid.uuid4().hex}"
@@ -129,6 +149,7 @@ def logged_model_create(
         status=LoggedModel.Status.PENDING,
         model_type=model_type or "",
         source_run=source_run,
+        source_run_uuid=source_run_id or "",
     )
     LoggedModelParam.objects.bulk_create(
         LoggedModelParam(model=model, key=k, value=v) for k, v in checked_params.items()

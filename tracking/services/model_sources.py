@@ -1,6 +1,11 @@
 """Where a model version's files come from: a `source` resolved and confined to the
 workspace (a run, a logged model, a registry reference or an mlflow-artifacts path).
-Anything else -- file://, another host, a path that climbs out -- is refused."""
+Anything else -- file://, another host, a path that climbs out -- is refused.
+
+A `runs:/<run_id>/<path>` source naming no run of this workspace is stored as given, as
+`mlflow server` stores it without looking the run up, and left unresolved: its download
+URI is the source itself, which the client follows through this workspace's runs, so a
+run of another workspace is never reached and is "not found" like any other."""
 
 from __future__ import annotations
 
@@ -72,8 +77,14 @@ def _artifact_path(uri: str) -> str | None:
         return None
 
 
+def _workspace_run(workspace: Workspace, run_id: str) -> Run | None:
+    if not run_id or "\x00" in run_id:
+        return None
+    return Run.objects.filter(workspace=workspace, run_uuid=run_id).first()
+
+
 def _source_run(workspace: Workspace, source: str, run_id: str) -> Run:
-    run = Run.objects.filter(workspace=workspace, run_uuid=run_id).first() if run_id else None
+    run = _workspace_run(workspace, run_id)
     if run is None:
         raise _invalid_source(
             source, "The run_id request parameter must identify a run of this workspace."
@@ -100,7 +111,8 @@ def _source_model(workspace: Workspace, source: str, model_id: str) -> LoggedMod
 def resolve_source(*, workspace: Workspace, source: str, run_id: str, model_id: str) -> Source:
     """Where a new version's files are, refusing anything outside this workspace.
 
-    Accepted: `runs:/<run_id>/<path>` (a run of this workspace), `models:/<model_id>` (a
+    Accepted: `runs:/<run_id>/<path>` (a run of this workspace; one naming no run here is
+    kept unresolved, see above), `models:/<model_id>` (a
     logged model of this workspace), `models:/<name>/<version|stage|latest>` and
     `models:/<name>@<alias>` (this workspace's registry) and `mlflow-artifacts:/<path>`
     (workspace-relative, checked for traversal; inside the run's or logged model's
@@ -153,9 +165,8 @@ def _resolve_models_source(workspace: Workspace, source: str, run_id: str, model
                 source, "The model_id request parameter must match the source's model."
             )
         model = _source_model(workspace, source, uri.model_id)
+        # A run_id given with it is kept as given, as `mlflow server` keeps it.
         run_id = run_id or (model.source_run.run_uuid if model.source_run else "")
-        if run_id:
-            _source_run(workspace, source, run_id)
         return Source(source, model.artifact_location, run_id, model.model_id)
     try:
         origin = model_version_resolve(
@@ -187,8 +198,14 @@ def _resolve_runs_source(workspace: Workspace, source: str, run_id: str, model_i
     source_run_id, _, path = parsed.path.lstrip("/").partition("/")
     if run_id and run_id != source_run_id:
         raise _invalid_source(source, "The run_id request parameter must match the source's run.")
-    run = _source_run(workspace, source, source_run_id)
     path = _safe_relative(source, path) if path.strip("/") else ""
+    run = _workspace_run(workspace, source_run_id)
+    if run is None:
+        if model_id:
+            raise _invalid_source(source, "The model_id request parameter must match the source.")
+        if not source_run_id:
+            raise _invalid_source(source, "A runs:/ source is runs:/<run_id>/<path>.")
+        return Source(source, "", source_run_id, "")
     # MLflow 3 keeps a model's files with the logged model, not the run: like the client,
     # take the run's own folder when it holds an MLmodel, else the run's logged model of
     # that name.

@@ -39,6 +39,7 @@ from portal.errors import InvalidParameter, NotFound
 from portal.models import Workspace
 from portal.services import audit_record
 from tracking.models import Experiment, LifecycleStage, Run, RunStatus
+from tracking.selectors.core import mlflow_experiment_id
 from tracking.services.experiments import now_ms, refuse_restore_while_purging
 from tracking.services.logged_models import logged_model_metrics_record
 
@@ -146,7 +147,7 @@ def run_create(
 ) -> Run:
     if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
         raise InvalidParameter(
-            f"The experiment {experiment.pk} must be in the 'active' state. "
+            f"The experiment {mlflow_experiment_id(experiment)} must be in the 'active' state. "
             f"Current state is {experiment.lifecycle_stage}."
         )
     tag_list = clean_tags(tags or [], batch=True)

@@ -141,7 +141,7 @@ def test_browser_session_works(cast) -> None:
     client.force_login(cast.reader)
     make_experiment(cast.workspace, "exp")
     response = client.get(url(cast, "api-experiments"))
-    assert [e["name"] for e in response.json()["results"]] == ["exp"]
+    assert [e["name"] for e in response.json()["results"]] == ["exp", "Default"]
 
 
 # --- Workspace isolation -------------------------------------------------------------------

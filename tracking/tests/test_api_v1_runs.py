@@ -12,7 +12,7 @@ from mlflow.utils.search_utils import SearchUtils
 from portal.models import AuditEntry
 from portal.tests.api import api, assert_error
 from tracking.artifacts import artifact_uri_path, store_for
-from tracking.models import LifecycleStage, Run
+from tracking.models import Experiment, LifecycleStage, Run
 from tracking.services.experiments import experiment_delete, now_ms
 from tracking.services.runs import run_delete
 from tracking.tests.api_v1 import isolate, log_points, pages, run_names, url, write_artifact
@@ -77,7 +77,8 @@ def test_experiment_list_filters(cast) -> None:
         assert response.status_code == 200, response.content
         return sorted(e["name"] for e in response.json()["results"])
 
-    assert names() == ["Churn model", "churn-v2", "fraud"]
+    # Every workspace has its Default experiment (MLflow's id 0) from the start.
+    assert names() == ["Churn model", "Default", "churn-v2", "fraud"]
     assert names(search="CHURN") == ["Churn model", "churn-v2"]
     assert names(name="churn-v2") == ["churn-v2"]
     assert names(name="churn") == []
@@ -92,9 +93,11 @@ def test_experiment_list_filters(cast) -> None:
 
 
 def test_experiment_pages_follow_next_links(cast) -> None:
-    made = [make_experiment(cast.workspace, f"e{i}").pk for i in range(7)]
+    default = Experiment.objects.get(workspace=cast.workspace, is_default=True).pk
+    made = [default] + [make_experiment(cast.workspace, f"e{i}").pk for i in range(6)]
     got = pages(api(cast), url(cast, "api-experiments", {"page_size": 3}))
     assert [len(page) for page in got] == [3, 3, 1]
+    # /api/v1 knows the Default by its own id, as its pages do.
     assert [int(e["experiment_id"]) for page in got for e in page] == made[::-1]
     client = api(cast)
     second = client.get(client.get(url(cast, "api-experiments", {"page_size": 3})).json()["next"])
@@ -112,10 +115,10 @@ def test_experiment_order_by_pages_through_in_that_order(cast) -> None:
         return [e["name"] for page in got for e in page]
 
     by_name = listed("name")
-    assert by_name == sorted(by_name) and len(by_name) == 5
+    assert by_name == sorted(by_name) and len(by_name) == 6  # with the Default
     assert listed("-name") == by_name[::-1]
-    assert listed("created") == ["beta", "Alpha", "delta", "gamma", "alpha-2"]
-    assert listed("-created") == ["alpha-2", "gamma", "delta", "Alpha", "beta"]
+    assert listed("created") == ["Default", "beta", "Alpha", "delta", "gamma", "alpha-2"]
+    assert listed("-created") == ["alpha-2", "gamma", "delta", "Alpha", "beta", "Default"]
     assert sorted(listed("last_update")) == sorted(by_name)
     bad = client.get(url(cast, "api-experiments", {"order_by": "size"}))
     assert "order_by" in assert_error(bad, 400, "INVALID_PARAMETER_VALUE")["message"]

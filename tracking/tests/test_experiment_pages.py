@@ -127,10 +127,12 @@ def test_list_counts_runs_and_sorts(client, cast, data):
     as_user(client, cast, "reader")
     response = client.get(url(cast, "experiments"), {"sort": "-runs"})
     experiments = list(response.context["page"].object_list)
-    assert [e.name for e in experiments] == ["fraud-detection", "churn-baseline"]
-    assert [e.run_count for e in experiments] == [6, 1]
+    # The workspace's Default experiment (MLflow's id 0) has no runs.
+    assert [e.name for e in experiments] == ["fraud-detection", "churn-baseline", "Default"]
+    assert [e.run_count for e in experiments] == [6, 1, 0]
     response = client.get(url(cast, "experiments"), {"sort": "name"})
     assert [e.name for e in response.context["page"].object_list] == [
+        "Default",
         "churn-baseline",
         "fraud-detection",
     ]

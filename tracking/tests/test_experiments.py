@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mlflow
 import pytest
+import requests
 from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException, RestException
 
@@ -77,3 +78,74 @@ def test_unknown_experiment_is_resource_does_not_exist(tracking):
     with pytest.raises(RestException) as err:
         client.get_experiment("987654")
     assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_a_new_workspace_has_default_as_experiment_0(tracking):
+    """As `mlflow server`: experiment 0, "Default", is there before anyone uses it."""
+    from tracking.models import Experiment
+
+    client = mlflow.MlflowClient()
+    found = client.search_experiments()
+    assert [(e.experiment_id, e.name, e.lifecycle_stage) for e in found] == [
+        ("0", "Default", "active")
+    ]
+    assert client.get_experiment("0").name == "Default"
+    assert client.get_experiment_by_name("Default").experiment_id == "0"
+    assert client.search_experiments(filter_string="attribute.experiment_id = '0'")[0].name == (
+        "Default"
+    )
+    # Made by the workspace's creation, once, and found again by id only.
+    default = Experiment.objects.get(is_default=True, workspace__name="ws-main")
+    assert default.name == "Default" and default.created_by is None
+
+    # Renamed, it is still experiment 0; a run without an experiment lands in it.
+    client.rename_experiment("0", "Scratch")
+    client.create_experiment("Default")  # the name is free again
+    with mlflow.start_run() as run:
+        pass
+    assert run.info.experiment_id == "0"
+    assert client.get_run(run.info.run_id).info.experiment_id == "0"
+    assert client.get_experiment("0").name == "Scratch"
+    assert [r.info.run_id for r in client.search_runs(["0"])] == [run.info.run_id]
+
+
+def test_default_experiment_deleted_and_restored_as_mlflow_does(tracking):
+    client = mlflow.MlflowClient()
+    client.set_experiment_tag("0", "team", "vision")
+    assert client.get_experiment("0").tags["team"] == "vision"
+    client.delete_experiment("0")
+    assert client.get_experiment("0").lifecycle_stage == "deleted"
+    assert [e.experiment_id for e in client.search_experiments()] == []
+    deleted = client.search_experiments(view_type=ViewType.DELETED_ONLY)
+    assert [(e.experiment_id, e.name) for e in deleted] == [("0", "Default")]
+    with pytest.raises(MlflowException) as err:
+        client.create_run("0")
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert "experiment 0 must be in the 'active' state" in err.value.message
+    client.restore_experiment("0")
+    assert [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)] == ["0"]
+    assert client.create_run("0").info.experiment_id == "0"
+
+
+def test_datasets_and_logged_models_of_experiment_0(tracking):
+    import pandas as pd
+
+    client = mlflow.MlflowClient()
+    model = client.create_logged_model(experiment_id="0", name="in-default")
+    assert model.experiment_id == "0"
+    found = client.search_logged_models(experiment_ids=["0"])
+    assert [(m.model_id, m.experiment_id) for m in found] == [(model.model_id, "0")]
+    filtered = client.search_logged_models(experiment_ids=["0"], filter_string="experiment_id = 0")
+    assert [m.model_id for m in filtered] == [model.model_id]
+    with mlflow.start_run():
+        mlflow.log_input(mlflow.data.from_pandas(pd.DataFrame({"a": [1]}), name="d"), "train")
+    response = requests.post(
+        f"{tracking.uri}/ajax-api/2.0/mlflow/experiments/search-datasets",
+        json={"experiment_ids": ["0"]},
+        headers={"Authorization": f"Bearer {tracking.tokens['owner']}"},
+        timeout=30,
+    )
+    summaries = response.json()["dataset_summaries"]
+    assert [(s["experiment_id"], s["name"], s["context"]) for s in summaries] == [
+        ("0", "d", "train")
+    ]

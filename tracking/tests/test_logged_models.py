@@ -335,3 +335,28 @@ def test_protocol_edges(tracking):
         json={"params": [{"key": "k", "value": "2"}]},
     )
     assert again.status_code == 400
+
+
+def test_source_run_id_is_kept_as_given_and_linked_only_in_this_workspace(
+    tracking, cast, monkeypatch
+):
+    """As `mlflow server`: the source run id is stored without looking the run up. Only a
+    run of this workspace is linked (the pages, the run's own models)."""
+    client = mlflow.MlflowClient()
+    missing = "a" * 32
+    model = client.create_logged_model(experiment_id="0", source_run_id=missing)
+    assert model.source_run_id == missing
+    assert client.get_logged_model(model.model_id).source_run_id == missing
+    found = client.search_logged_models(
+        experiment_ids=["0"], filter_string=f"source_run_id = '{missing}'"
+    )
+    assert [m.model_id for m in found] == [model.model_id]
+    assert LoggedModel.objects.get(model_id=model.model_id).source_run is None
+
+    ours = client.create_run("0").info.run_id
+    mine = client.create_logged_model(experiment_id="0", source_run_id=ours)
+    assert LoggedModel.objects.get(model_id=mine.model_id).source_run.run_uuid == ours
+    other = tracking.client("outsider", monkeypatch, uri=tracking.uri_for(cast.other_workspace))
+    theirs = other.create_logged_model(experiment_id="0", source_run_id=ours)
+    assert other.get_logged_model(theirs.model_id).source_run_id == ours
+    assert LoggedModel.objects.get(model_id=theirs.model_id).source_run is None

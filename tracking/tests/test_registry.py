@@ -6,10 +6,13 @@ import mlflow
 import numpy as np
 import pytest
 import requests
+from django.test import Client
+from django.urls import reverse
 from mlflow.exceptions import MlflowException
 from sklearn.linear_model import LinearRegression
 
 from tracking.models import ModelVersion, RegisteredModel
+from tracking.views.common import ws_kwargs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -201,7 +204,6 @@ def test_legacy_run_artifact_model_can_be_registered(tracking, tmp_path):
         "mlflow-artifacts:/1/a\\..\\b",
         "models://host/m-0123",
         "mlflow-artifacts:/1/x?redirect=http://evil",
-        "runs:/deadbeef/model",
         "models:/m-00000000000000000000000000000000",
     ],
 )
@@ -259,7 +261,7 @@ def test_sources_inside_the_workspace(tracking):
 
 
 def test_access_rules_and_workspace_isolation(tracking, cast, monkeypatch):
-    _, run_id, info = _logged()
+    _, _, info = _logged()
     owner = mlflow.MlflowClient()
     owner.create_registered_model("private")
     owner.create_model_version("private", f"models:/{info.model_id}")
@@ -292,9 +294,9 @@ def test_access_rules_and_workspace_isolation(tracking, cast, monkeypatch):
     assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
     assert other.search_registered_models() == []
     assert other.search_model_versions("name = 'private'") == []
-    # The same name is free in another workspace, but our run and model are not sources.
+    # The same name is free in another workspace, but our model is not a source there.
     other.create_registered_model("private")
-    for source in (f"models:/{info.model_id}", f"runs:/{run_id}/model", "models:/private/1"):
+    for source in (f"models:/{info.model_id}", "models:/private/1"):
         with pytest.raises(MlflowException) as err:
             other.create_model_version("private", source)
         assert err.value.error_code == "INVALID_PARAMETER_VALUE", source
@@ -302,6 +304,56 @@ def test_access_rules_and_workspace_isolation(tracking, cast, monkeypatch):
     assert (
         ModelVersion.objects.filter(registered_model__workspace=cast.other_workspace).count() == 0
     )
+
+
+def _download_error(name: str, version: str) -> MlflowException:
+    with pytest.raises(MlflowException) as err:
+        mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")
+    return err.value
+
+
+def test_a_source_run_that_does_not_exist_is_kept_as_given(tracking):
+    """As `mlflow server`: a runs:/ source is stored without looking the run up."""
+    client = mlflow.MlflowClient()
+    client.create_registered_model("unborn")
+    missing = "f" * 32
+    version = client.create_model_version("unborn", f"runs:/{missing}/model", run_id=missing)
+    assert version.source == f"runs:/{missing}/model" and version.run_id == missing
+    got = client.get_model_version("unborn", version.version)
+    assert got.source == f"runs:/{missing}/model" and got.run_id == missing
+    assert client.get_model_version_download_uri("unborn", "1") == f"runs:/{missing}/model"
+    error = _download_error("unborn", "1")
+    assert error.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_another_workspaces_run_never_resolves(tracking, cast, monkeypatch):
+    _, run_id, _ = _logged()
+    other = tracking.client("outsider", monkeypatch, uri=tracking.uri_for(cast.other_workspace))
+    other.create_registered_model("borrowed")
+    nobody = "e" * 32
+    # Stored as given, as any run id is, and never followed into our workspace.
+    theirs = other.create_model_version("borrowed", f"runs:/{run_id}/model", run_id=run_id)
+    assert theirs.source == f"runs:/{run_id}/model" and theirs.run_id == run_id
+    other.create_model_version("borrowed", f"runs:/{nobody}/model", run_id=nobody)
+    uri = other.get_model_version_download_uri("borrowed", "1")
+    assert uri == f"runs:/{run_id}/model"
+
+    foreign = _download_error("borrowed", "1")
+    unknown = _download_error("borrowed", "2")
+    assert foreign.error_code == unknown.error_code == "RESOURCE_DOES_NOT_EXIST"
+    # The same words as for a run that exists nowhere: nothing of our workspace.
+    assert str(foreign.message).replace(run_id, "<id>") == str(unknown.message).replace(
+        nobody, "<id>"
+    )
+    for word in (cast.workspace.name, str(cast.subscription.pk), "registry"):
+        assert word not in str(foreign.message)
+
+    # The model's page in their workspace names the run without linking it.
+    browser = Client()
+    browser.force_login(cast.outsider)
+    url = reverse("model", kwargs={**ws_kwargs(cast.other_workspace), "name": "borrowed"})
+    page = browser.get(url).content.decode()
+    assert run_id[:8] in page and f"/runs/{run_id}" not in page
 
 
 def test_like_is_case_sensitive_and_literal_outside_wildcards(tracking):

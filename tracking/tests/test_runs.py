@@ -445,3 +445,23 @@ def test_search_datasets_summarises_the_inputs_of_experiments(tracking, cast, mo
     with mlflow.start_run(experiment_id=foreign):
         mlflow.log_input(train, context="training")
     assert search([foreign]).json() == {}
+
+
+def test_log_inputs_models_are_returned_with_the_run(tracking):
+    """`runs/log-inputs` with `models` (LoggedModelInput): kept, and given back in
+    `run.inputs.model_inputs` by get and search, as `mlflow server` does."""
+    from mlflow.entities import LoggedModelInput
+
+    client = mlflow.MlflowClient()
+    used = client.create_logged_model(experiment_id="0", name="upstream")
+    run = client.create_run("0")
+    assert client.get_run(run.info.run_id).inputs.model_inputs == []
+    client.log_inputs(
+        run.info.run_id,
+        models=[LoggedModelInput(used.model_id), LoggedModelInput("m-" + "b" * 32)],
+    )
+    client.log_inputs(run.info.run_id, models=[LoggedModelInput(used.model_id)])  # again
+    got = client.get_run(run.info.run_id).inputs.model_inputs
+    assert sorted(m.model_id for m in got) == sorted([used.model_id, "m-" + "b" * 32])
+    searched = client.search_runs(["0"])[0].inputs.model_inputs
+    assert sorted(m.model_id for m in searched) == sorted(m.model_id for m in got)

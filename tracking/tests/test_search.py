@@ -674,6 +674,9 @@ class Experiments:
 
 @pytest.fixture
 def experiments(cast) -> Experiments:
+    # The searches below read only the experiments made here; the Default every workspace
+    # has (MLflow's id 0) is searched in test_experiments.py.
+    Experiment.objects.filter(is_default=True).delete()
     made = [
         make_experiment(
             cast.workspace,
@@ -775,6 +778,7 @@ def test_experiment_tags_come_prefetched(experiments):
 
 
 def test_experiment_paging(cast):
+    Experiment.objects.filter(is_default=True).delete()  # only the twelve made here
     for i in range(12):
         make_experiment(cast.workspace, f"e{i:02d}", created=i // 3)
 
