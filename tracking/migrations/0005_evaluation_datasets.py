@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('portal', '0003_job_machinery'),
-        ('tracking', '0002_run_tag_parent_index'),
+        ('tracking', '0004_default_experiment'),
     ]
 
     operations = [
