@@ -215,6 +215,7 @@ class Scene:
     deleted_run: Any
     model: Any
     logged_model: Any
+    evaluation_dataset: Any = None
     artifact_root: str = ""  # settings.ARTIFACT_ROOT when built: a folder of the scene's own
     sessions: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -270,6 +271,10 @@ def build_scene() -> Scene:
     """Call it with ARTIFACT_ROOT set to a folder of its own: resetting the scene empties it."""
     from portal import services
     from tracking.services import registry
+    from tracking.services.evaluation_datasets import (
+        evaluation_dataset_create,
+        evaluation_dataset_records_upsert,
+    )
     from tracking.services.experiments import experiment_delete, experiment_set_tag
     from tracking.services.logged_models import logged_model_create
     from tracking.services.runs import run_delete
@@ -312,7 +317,17 @@ def build_scene() -> Scene:
         source_run_id=run.run_uuid,
         tags=tag,
     )
+    evaluation_dataset = evaluation_dataset_create(
+        workspace=ws, name="access-dataset", experiments=[experiment], tags={"k": "v"}, actor=None
+    )
+    evaluation_dataset_records_upsert(
+        workspace=ws,
+        dataset_id=evaluation_dataset.dataset_id,
+        records=[{"inputs": {"q": "a"}}],
+        actor=None,
+    )
     scene = Scene(cast, experiment, deleted_experiment, run, deleted_run, model, logged_model)
+    scene.evaluation_dataset = evaluation_dataset
     scene.artifact_root = settings.ARTIFACT_ROOT
     for who in CAST[:-1]:
         user = cast.user(who)

@@ -2,6 +2,7 @@
 
 from tracking.mlflow import (  # noqa: F401  (importing registers the routes)
     artifacts,
+    datasets,
     experiments,
     logged_models,
     metrics,

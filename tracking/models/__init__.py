@@ -1,10 +1,17 @@
-"""Tracking models: experiments, runs, metrics, datasets, logged models, the registry.
+"""Tracking models: experiments, runs, metrics, datasets, logged models, the registry,
+evaluation datasets.
 
 Times are integer milliseconds since the epoch, as MLflow has them, so the
 protocol layer passes them through untouched. Every row belongs to one
 workspace, directly or through its experiment or run; every read filters by it.
 """
 
+from tracking.models.evaluation_datasets import (
+    EvaluationDataset,
+    EvaluationDatasetExperiment,
+    EvaluationDatasetRecord,
+    EvaluationDatasetTag,
+)
 from tracking.models.experiments import (
     Dataset,
     Experiment,
@@ -36,6 +43,10 @@ from tracking.models.registry import (
 
 __all__ = [
     "Dataset",
+    "EvaluationDataset",
+    "EvaluationDatasetExperiment",
+    "EvaluationDatasetRecord",
+    "EvaluationDatasetTag",
     "Experiment",
     "ExperimentTag",
     "LatestMetric",

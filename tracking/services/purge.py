@@ -31,6 +31,7 @@ from portal.errors import InvalidParameter, NotFound
 from portal.models import Workspace
 from tracking.artifacts import ArtifactStore, artifact_uri_path, store_for
 from tracking.models import (
+    EvaluationDataset,
     Experiment,
     LatestMetric,
     LifecycleStage,
@@ -363,7 +364,7 @@ def workspace_tracking_purge(
 ) -> None:
     """Everything the tracking app holds for a workspace, for good: stored artifacts
     (the workspace's own root), runs in batches, logged models, the registry,
-    experiments. The workspace row itself is the caller's."""
+    evaluation datasets, experiments. The workspace row itself is the caller's."""
     progress = progress or _no_progress
     batch_size = batch_size or BATCH_SIZE
     store = store_for(workspace)
@@ -397,6 +398,7 @@ def workspace_tracking_purge(
         progress(0, f"Deleting experiments and models of {label}")
         LoggedModel.objects.filter(workspace=workspace).delete()
         RegisteredModel.objects.filter(workspace=workspace).delete()
+        EvaluationDataset.objects.filter(workspace=workspace).delete()
         experiments = Experiment.objects.filter(workspace=workspace)
         count = experiments.count()
         experiments.delete()

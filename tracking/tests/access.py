@@ -131,6 +131,7 @@ def _artifact(name: str) -> Callable[[Scene], str]:
 # What fills the path parameters of dynamic routes.
 FILL: dict[str, Callable[[Scene], str]] = {
     "model_id": lambda s: s.logged_model.model_id,
+    "dataset_id": lambda s: s.evaluation_dataset.dataset_id,
     "tag_key": lambda s: "k",
     "artifact_path": _artifact("hello.txt"),
 }
@@ -222,6 +223,7 @@ def _version(s: Scene, **more) -> dict:
 
 
 A = "2.0/mlflow"
+D = "3.0/mlflow/datasets"
 ARTIFACTS = "2.0/mlflow-artifacts"
 TS = 1_700_000_000_000
 
@@ -372,6 +374,32 @@ _CALLS: list[list[Row]] = [
         READS,
     ),
     _call("GET", f"{A}/logged-models/<model_id>/artifacts/directories"),
+    # Evaluation datasets (MLflow 3, GenAI)
+    _call("POST", f"{D}/create", {"name": "new-dataset", "tags": '{"k": "v"}'}),
+    _call("GET", f"{D}/<dataset_id>"),
+    _call("DELETE", f"{D}/<dataset_id>"),
+    _call("POST", f"{D}/search", {"max_results": 10}, READS),
+    _call("GET", f"{D}/search", {"filter_string": "name LIKE 'access%'"}),
+    _call("PATCH", f"{D}/<dataset_id>/tags", {"tags": '{"k2": "v"}'}),
+    _call("DELETE", f"{D}/<dataset_id>/tags/<path:tag_key>"),
+    _call("POST", f"{D}/<dataset_id>/records", {"records": '[{"inputs": {"q": "b"}}]'}),
+    _call("GET", f"{D}/<dataset_id>/records", {"max_results": 10}),
+    _call(
+        "DELETE",
+        f"{D}/<dataset_id>/records",
+        lambda s: {"dataset_record_ids": [r.record_id for r in s.evaluation_dataset.records.all()]},
+    ),
+    _call("GET", f"{D}/<dataset_id>/experiment-ids"),
+    _call(
+        "POST",
+        f"{D}/<dataset_id>/add-experiments",
+        lambda s: {"experiment_ids": [str(s.deleted_experiment.pk)]},
+    ),
+    _call(
+        "POST",
+        f"{D}/<dataset_id>/remove-experiments",
+        lambda s: {"experiment_ids": [str(s.experiment.pk)]},
+    ),
     # Artifacts: the proxied store, and the direct transfers that are not offered
     _call(
         "PUT",
