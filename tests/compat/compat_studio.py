@@ -85,6 +85,9 @@ class Studio:
                 "4",
                 "--timeout",
                 "300",
+                # As runstudio and the Dockerfile serve it.
+                "--limit-request-line",
+                "8190",
             ],
             cwd=ROOT,
             env=self.env,

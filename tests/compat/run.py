@@ -54,6 +54,8 @@ def run(mlflow_tests: Path, target: str, out: Path, extra: list[str]) -> int:
         COMPAT_TARGET=target,
         COMPAT_RESULTS=str(results),
         COMPAT_OUT=str(out),
+        # Their artifacts tests start `mlflow server` by name: this interpreter's one.
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
         MLFLOW_HTTP_REQUEST_TIMEOUT="120",
     )
@@ -99,6 +101,13 @@ def write_report(results: Path, report: Path, target: str, seconds: float) -> No
         else []
     )
     counts = Counter(row["outcome"] for row in rows)
+    other_name = "native" if target == "studio" else "studio"
+    other_file = results.with_name(f"results-{other_name}.jsonl")
+    other = (
+        {json.loads(line)["nodeid"]: json.loads(line)["outcome"] for line in other_file.open()}
+        if other_file.exists()
+        else {}
+    )
     lines = [
         f"# mlflow live-server tests against {target}",
         "",
@@ -106,12 +115,13 @@ def write_report(results: Path, report: Path, target: str, seconds: float) -> No
         + ", ".join(f"{counts[k]} {k}" for k in sorted(counts))
         + f"; {len(deselected)} deselected ({dict(Counter(r[1] for r in deselected))}).",
         "",
-        "| test | outcome | first line of the error |",
-        "| --- | --- | --- |",
+        f"| test | outcome | on {other_name} (last run) | first line of the error |",
+        "| --- | --- | --- | --- |",
     ]
     for row in rows:
         error = row["error"].replace("|", "\\|")
-        lines.append(f"| `{row['nodeid']}` | {row['outcome']} | {error} |")
+        theirs = other.get(row["nodeid"], "")
+        lines.append(f"| `{row['nodeid']}` | {row['outcome']} | {theirs} | {error} |")
     lines += ["", "## Deselected", ""] + [f"- `{n}` ({why})" for n, why in deselected]
     report.write_text("\n".join(lines) + "\n")
     summary = ", ".join(
