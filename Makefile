@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install install-test lint format system-deps test-system-deps clean bench
+.PHONY: run test install install-test lint format system-deps test-system-deps clean bench compat
 
 # What the tests need from the system (Debian's packages): Chromium, which the browser
 # tests launch at $(CHROMIUM), fonts to render pages with, and bubblewrap, the sandbox
@@ -59,6 +59,14 @@ format: install-test
 bench: install-test
 	pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | tail -1) main start
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## Run mlflow's own live-server REST tests, unmodified, against fresh workspaces of a studio
+## started for the run: `make compat MLFLOW_TESTS=/path/to/mlflow-checkout` (the folder
+## holding mlflow's tests/). Prints the counts and writes var/compat/report.md.
+## COMPAT_TARGET=native runs the same selection against mlflow's own server.
+compat: install-test
+	@test -n "$(MLFLOW_TESTS)" || { echo "make compat: set MLFLOW_TESTS to the folder holding mlflow's tests/" >&2; exit 2; }
+	$(BIN)/python tests/compat/run.py --mlflow-tests "$(MLFLOW_TESTS)" --target $${COMPAT_TARGET:-studio} $(COMPAT_ARGS)
 
 ## System packages the browser tests and the remote-run sandbox need (Debian; run as root).
 system-deps:
