@@ -186,15 +186,18 @@ def test_artifact_storage_settings_from_the_environment(tmp_path):
     assert "ARTIFACT_MAX_UPLOAD_BYTES must be an integer" in result.stderr
 
 
-def test_plotly_js_is_served_from_the_plotly_package_alone():
+def test_plotly_js_is_the_committed_partial_bundle():
+    """The pages load static/vendor/plotly/plotly-partial.min.js (scripts/build_plotly.sh
+    builds it with the trace types they draw), not the installed plotly package's full
+    4.8 MB bundle, which is not collected either."""
+    from pathlib import Path
+
+    from django.conf import settings
     from django.contrib.staticfiles import finders
 
-    from portal.staticfiles import PlotlyFinder
-
-    found = finders.find("vendor/plotly/plotly.min.js")
-    assert found and found.endswith("plotly.min.js")
-    listed = [
-        f"{storage.prefix}/{path}" for path, storage in PlotlyFinder().list(ignore_patterns=[])
-    ]
-    assert listed == ["vendor/plotly/plotly.min.js"]  # not the package's datasets
-    assert PlotlyFinder().find("vendor/plotly/datasets/iris.csv.gz") is None
+    found = finders.find("vendor/plotly/plotly-partial.min.js")
+    assert found and Path(found).is_relative_to(settings.BASE_DIR / "static")
+    banner = Path(found).read_text()[:200]
+    assert banner.startswith("/*! plotly.js v") and "partial: scatter, bar, parcoords" in banner
+    assert Path(found).stat().st_size < 2_000_000
+    assert finders.find("vendor/plotly/plotly.min.js") is None

@@ -237,7 +237,7 @@ def test_metrics_tab_embeds_the_chart_component(cast):
     assert charts["data-url"] == reverse("chart-metric", kwargs=ws_kw(cast))
     assert json.loads(charts["data-runs"]) == [{"id": run.run_uuid, "name": 'odd "name" <x>'}]
     assert json.loads(charts["data-keys"]) == ["acc", "loss"]
-    assert "vendor/plotly/plotly.min.js" in html and "js/charts.js" in html
+    assert "vendor/plotly/plotly-partial.min.js" in html and "js/charts.js" in html
     assert "css/charts.css" in html
     # Other tabs do not load plotly.
     assert "plotly" not in text(client_for(cast, "reader").get(url(cast, "run", run.run_uuid)))
