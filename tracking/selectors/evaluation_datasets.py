@@ -30,7 +30,7 @@ from tracking.models import (
     EvaluationDatasetTag,
     Experiment,
 )
-from tracking.selectors.core import int_id
+from tracking.selectors.core import int_id, is_default_id
 from tracking.selectors.search import (
     _as_invalid_parameter,
     _bounded_number,
@@ -67,25 +67,29 @@ def evaluation_dataset_experiment_ids(*, workspace: Workspace, dataset_id: str) 
     not here (as mlflow answers)."""
     if "\x00" in dataset_id:
         return []
-    pks = EvaluationDatasetExperiment.objects.filter(
+    links = EvaluationDatasetExperiment.objects.filter(
         dataset__workspace=workspace, dataset__dataset_id=dataset_id
-    ).values_list("experiment_id", flat=True)
-    return [str(pk) for pk in sorted(pks)]
+    ).values_list("experiment_id", "experiment__is_default")
+    return _mlflow_ids(links)
+
+
+def _mlflow_ids(links: Iterable[tuple[int, bool]]) -> list[str]:
+    """Linked experiments' ids as MLflow clients know them: the Default is "0"."""
+    return [
+        ("0" if default else str(pk))
+        for pk, default in sorted(links, key=lambda x: (not x[1], x[0]))
+    ]
 
 
 def experiment_pks(*, workspace: Workspace, experiment_ids: list[Any]) -> list[int]:
     """Experiment ids as keys, to match links against; "0" is the workspace's Default
     experiment (looked up, not made: reads make nothing). Ids that can name no
     experiment are left out: they match nothing."""
-    from tracking.services.experiments import DEFAULT_EXPERIMENT_NAME  # (services import us)
-
     pks = []
     for value in experiment_ids:
         text = str(value).strip()
-        if text == "0":
-            default = Experiment.objects.filter(
-                workspace=workspace, name=DEFAULT_EXPERIMENT_NAME
-            ).first()
+        if is_default_id(text):
+            default = Experiment.objects.filter(workspace=workspace, is_default=True).first()
             if default is not None:
                 pks.append(default.pk)
         elif (pk := int_id(text)) is not None:
@@ -239,8 +243,9 @@ def evaluation_dataset_json(dataset: EvaluationDataset) -> dict[str, Any]:
         "digest": dataset.digest,
         "created_time": dataset.created_time,
         "last_update_time": dataset.last_update_time,
-        "experiment_ids": sorted(
-            (str(link.experiment_id) for link in dataset.experiment_links.all()), key=int
+        "experiment_ids": _mlflow_ids(
+            (link.experiment_id, link.experiment.is_default)
+            for link in dataset.experiment_links.select_related("experiment")
         ),
     }
     for name in ("schema", "profile", "created_by", "last_updated_by"):

@@ -199,6 +199,14 @@ def test_experiment_links(tracking, cast):
     ]
     assert client.search_datasets(experiment_ids=[first]) == []
 
+    # The Default experiment is "0" going in and coming out, as mlflow numbers it.
+    with_default = genai_datasets.add_dataset_to_experiments(dataset.dataset_id, ["0"])
+    assert with_default.experiment_ids == ["0", second]
+    assert store.get_dataset_experiment_ids(dataset.dataset_id) == ["0", second]
+    assert [d.dataset_id for d in client.search_datasets(experiment_ids=["0"])] == [
+        dataset.dataset_id
+    ]
+
     # An experiment that is not in this workspace cannot be linked.
     foreign = experiment_create(workspace=cast.other_workspace, name="foreign", actor=None)
     for ids in (["987654"], [str(foreign.pk)]):
