@@ -41,4 +41,4 @@ RUN DEBUG=0 \
 VOLUME ["/data"]
 EXPOSE 8000
 
-CMD ["sh", "-c", "exec gunicorn portal.wsgi --bind 0.0.0.0:8000 --workers ${WEB_CONCURRENCY:-2} --threads 4 --limit-request-line 8190 --access-logfile -"]
+CMD ["sh", "-c", "exec gunicorn portal.wsgi --bind 0.0.0.0:8000 --workers ${WEB_CONCURRENCY:-2} --threads 4 --limit-request-line 0 --access-logfile -"]

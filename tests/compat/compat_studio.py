@@ -87,7 +87,7 @@ class Studio:
                 "300",
                 # As runstudio and the Dockerfile serve it.
                 "--limit-request-line",
-                "8190",
+                "0",
             ],
             cwd=ROOT,
             env=self.env,

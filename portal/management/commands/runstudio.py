@@ -47,9 +47,12 @@ class Command(BaseCommand):
                 "--graceful-timeout",
                 "10",
                 # The MLflow UI's bulk-interval history names 100 run ids in the query
-                # string (~4.3 kB), past gunicorn's default 4094-byte request line.
+                # string (~4.3 kB), and a client naming more must get the protocol's JSON
+                # refusal ("must specify at most 100 run_ids"), not gunicorn's HTML 400:
+                # past 8190 bytes gunicorn offers only "unlimited" (0). A front proxy caps
+                # it in production (docs/mlflow-compatibility.md).
                 "--limit-request-line",
-                "8190",
+                "0",
             ],
         }
         if not opts["no_worker"]:
