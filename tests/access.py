@@ -245,11 +245,13 @@ class Scene:
     def reset_files(self) -> None:
         """The artifact store as the scene left it: the database rolls back after each
         call, the store does not (and the fewer files, the faster a snapshot)."""
-        from tracking.artifacts import join, store_for
+        from tracking.artifacts import artifact_uri_path, join, store_for
 
         shutil.rmtree(self.artifact_root, ignore_errors=True)
         store = store_for(self.cast.workspace)
         store.write(join(self.run_artifacts, "hello.txt"), [b"hello"])
+        model_files = artifact_uri_path(self.logged_model.artifact_location)
+        store.write(join(model_files, "MLmodel"), [b"flavors: {}\n"])
 
     def client(self, who: str, kind: str) -> Client:
         """A client with the member's token (api) or session (page) and no other cookie.

@@ -38,6 +38,7 @@ from tracking.artifacts.uploads import request_body_chunks
 from tracking.mlflow.protocol import AJAX_ONLY, ROOT, Call, missing, route
 from tracking.models import Run
 from tracking.selectors import run_get
+from tracking.selectors.logged_models import logged_model_get
 
 ARTIFACTS = "2.0/mlflow-artifacts/artifacts"
 
@@ -151,6 +152,24 @@ def get_run_artifact(call: Call) -> ArtifactResponse:
     folder = f"Artifact path refers to a directory, not a file: '{path}'"
     with named_as_given(path, folder_message=folder):
         reader = store_for(call.workspace).open(_run_file(run, path))
+    return file_response(
+        reader, path, content_type=_guess_mime_type(path), response_class=ArtifactResponse
+    )
+
+
+@route("GET", "2.0/mlflow/logged-models/<model_id>/artifacts/files", raw=True, prefixes=AJAX_ONLY)
+def get_logged_model_artifact(call: Call) -> ArtifactResponse:
+    """One file of a logged model, `?artifact_file_path=<path below its root>`, as an
+    attachment (the web UI's model page reads MLmodel so); only under ajax-api/, as there."""
+    if not call.str("artifact_file_path"):
+        raise InvalidParameter('Request must include the "artifact_file_path" query parameter.')
+    path = clean_artifact_path(call.str("artifact_file_path"))
+    model = logged_model_get(workspace=call.workspace, model_id=call.args["model_id"])
+    folder = f"Artifact path refers to a directory, not a file: '{path}'"
+    with named_as_given(path, folder_message=folder):
+        reader = store_for(call.workspace).open(
+            join(artifact_uri_path(model.artifact_location), path)
+        )
     return file_response(
         reader, path, content_type=_guess_mime_type(path), response_class=ArtifactResponse
     )

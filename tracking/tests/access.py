@@ -374,6 +374,11 @@ _CALLS: list[list[Row]] = [
         READS,
     ),
     _call("GET", f"{A}/logged-models/<model_id>/artifacts/directories"),
+    _call(
+        "GET",
+        f"{A}/logged-models/<model_id>/artifacts/files",
+        {"artifact_file_path": "MLmodel"},
+    ),
     # Evaluation datasets (MLflow 3, GenAI)
     _call("POST", f"{D}/create", {"name": "new-dataset", "tags": '{"k": "v"}'}),
     _call("GET", f"{D}/<dataset_id>"),

@@ -66,6 +66,23 @@ def test_log_model_and_load_it_back_by_run_and_by_model_id(tracking):
     files = {f.path for f in client.list_logged_model_artifacts(info.model_id)}
     assert "MLmodel" in files
 
+    # The web UI reads one file of a model under ajax-api/, as an attachment.
+    headers = {"Authorization": f"Bearer {tracking.tokens['owner']}"}
+    files_url = f"{tracking.uri}/ajax-api/2.0/mlflow/logged-models/{info.model_id}/artifacts/files"
+    got = requests.get(
+        files_url, params={"artifact_file_path": "MLmodel"}, headers=headers, timeout=30
+    )
+    assert got.status_code == 200, got.text
+    assert "attachment" in got.headers["Content-Disposition"]
+    assert f"model_id: {info.model_id}" in got.text
+    for params, status in (
+        ({}, 400),
+        ({"artifact_file_path": "nope"}, 404),
+        ({"artifact_file_path": "../x"}, 400),
+    ):
+        bad = requests.get(files_url, params=params, headers=headers, timeout=30)
+        assert bad.status_code == status, (params, bad.text)
+
 
 def test_create_finalize_tags_params_delete(tracking):
     client = mlflow.MlflowClient()
