@@ -277,6 +277,14 @@ def test_bulk_interval_arguments_in_mlflows_words(history):
         "GetMetricHistoryBulkInterval request must specify at most 100 run_ids. "
         "Received 101 run_ids." + SEE_DOCS
     )
+    # Past Django's 1,000-field form limit too: the handler's refusal, not a server error.
+    assert refused(run_ids=[f"id_{i}" for i in range(1000)], metric_key="loss") == invalid(
+        "GetMetricHistoryBulkInterval request must specify at most 100 run_ids. "
+        "Received 1000 run_ids." + SEE_DOCS
+    )
+    too_many = _refusal(requests.get(url + "?" + "&".join(["x"] * 10_001), headers=headers))
+    assert too_many[:2] == (400, "INVALID_PARAMETER_VALUE")
+    assert "more than 10000 parameters" in too_many[2]
     assert refused(run_ids=run_id) == invalid(
         "Missing value for required parameter 'metric_key'." + SEE_DOCS
     )
