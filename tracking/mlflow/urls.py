@@ -4,6 +4,7 @@ from tracking.mlflow import (  # noqa: F401  (importing registers the routes)
     artifacts,
     datasets,
     experiments,
+    graphql,
     logged_models,
     metrics,
     registry,

@@ -146,6 +146,12 @@ def _route(method: str, pattern: str):
     return found[0]
 
 
+def _graphql_run(s: Scene) -> str:
+    return (
+        f'{{ mlflowGetRun(input: {{runId: "{s.run.run_uuid}"}}) {{ run {{ info {{ runId }} }} }} }}'
+    )
+
+
 def _call(
     method: str,
     pattern: str,
@@ -419,6 +425,9 @@ _CALLS: list[list[Row]] = [
     # The legacy run-artifact endpoints: get-artifact at the URI's root, upload-artifact
     # under ajax-api/ only.
     _call("GET", "get-artifact", lambda s: {"run_uuid": s.run.run_uuid, "path": "hello.txt"}),
+    # GraphQL (mlflow's UI): reads, whether posted or asked with GET.
+    _call("POST", "graphql", lambda s: {"query": _graphql_run(s)}, READS),
+    _call("GET", "graphql", lambda s: {"query": _graphql_run(s)}),
     _call(
         "POST",
         f"{A}/upload-artifact",
