@@ -55,15 +55,14 @@ _FIELDS: dict[tuple[str, str], tuple[type[Message], str, str]] = {
         "GET",
         "api/2.0/mlflow/model-versions/search",
     ),
-    ("Query", "mlflowSearchDatasets"): (
+    # mlflow's schema offers these reads as mutations too (its UI posts them so).
+    ("Mutation", "mlflowSearchDatasets"): (
         service_pb2.SearchDatasets,
         "POST",
         "ajax-api/2.0/mlflow/experiments/search-datasets",
     ),
 }
-# mlflow's schema also offers these two reads as mutations (its UI posts them so).
 _FIELDS[("Mutation", "mlflowSearchRuns")] = _FIELDS[("Query", "mlflowSearchRuns")]
-_FIELDS[("Mutation", "mlflowSearchDatasets")] = _FIELDS[("Query", "mlflowSearchDatasets")]
 
 
 def _answer(call: Call, message: Message, method: str, path: str) -> Message:

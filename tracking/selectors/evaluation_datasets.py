@@ -28,9 +28,9 @@ from tracking.models import (
     EvaluationDatasetExperiment,
     EvaluationDatasetRecord,
     EvaluationDatasetTag,
-    Experiment,
 )
-from tracking.selectors.core import int_id, is_default_id
+from tracking.selectors.core import experiment_pks as core_experiment_pks
+from tracking.selectors.core import int_id
 from tracking.selectors.search import (
     _as_invalid_parameter,
     _bounded_number,
@@ -38,6 +38,7 @@ from tracking.selectors.search import (
     _max_results,
     _offset,
     _page,
+    numeric_attribute_value,
 )
 
 RECORDS_PAGE_SIZE = 1000  # mlflow's LOAD_DATASET_RECORDS_MAX_RESULTS, its default page
@@ -85,16 +86,8 @@ def experiment_pks(*, workspace: Workspace, experiment_ids: list[Any]) -> list[i
     """Experiment ids as keys, to match links against; "0" is the workspace's Default
     experiment (looked up, not made: reads make nothing). Ids that can name no
     experiment are left out: they match nothing."""
-    pks = []
-    for value in experiment_ids:
-        text = str(value).strip()
-        if is_default_id(text):
-            default = Experiment.objects.filter(workspace=workspace, is_default=True).first()
-            if default is not None:
-                pks.append(default.pk)
-        elif (pk := int_id(text)) is not None:
-            pks.append(pk)
-    return pks
+    ids = core_experiment_pks(workspace=workspace, experiment_ids=experiment_ids)
+    return [pk for pk in map(int_id, ids) if pk is not None]
 
 
 # --- Search ------------------------------------------------------------------------------
@@ -134,16 +127,12 @@ def _condition(clause: dict[str, Any]) -> Q | Exists | _Comparison:
     value = clause["value"]
     if key_type == "attribute":
         if key in SearchEvaluationDatasetsUtils.NUMERIC_ATTRIBUTES:
-            if comparator not in SearchEvaluationDatasetsUtils.VALID_NUMERIC_ATTRIBUTE_COMPARATORS:
-                raise InvalidParameter(f"Invalid comparator for numeric attribute: {comparator}")
-            if isinstance(value, float):
-                raise InvalidParameter(f"Invalid value for numeric attribute '{key}': {value!r}")
-            try:
-                value = _bounded_number(int(value))
-            except (TypeError, ValueError):
-                raise InvalidParameter(
-                    f"Invalid value for numeric attribute '{key}': {value!r}"
-                ) from None
+            value = numeric_attribute_value(
+                key,
+                comparator,
+                value,
+                SearchEvaluationDatasetsUtils.VALID_NUMERIC_ATTRIBUTE_COMPARATORS,
+            )
         elif comparator not in ("=", "!=", "LIKE", "ILIKE") and not (
             key == "name" and comparator == "IN"
         ):

@@ -22,7 +22,7 @@ the `mlflow.runName` tag.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -283,6 +283,21 @@ def _experiment_pks(experiment_ids: list[str] | None) -> list[int]:
         if 0 < pk <= _INT64_MAX:
             pks.append(pk)
     return pks
+
+
+def numeric_attribute_value(
+    key: str, comparator: str, value: Any, comparators: Iterable[str]
+) -> int:
+    """A numeric attribute's filter value (a time), checked as mlflow's search filters
+    check it: one of `comparators`, an integer, within the database's range."""
+    if comparator not in comparators:
+        raise InvalidParameter(f"Invalid comparator for numeric attribute: {comparator}")
+    if isinstance(value, float):
+        raise InvalidParameter(f"Invalid value for numeric attribute '{key}': {value!r}")
+    try:
+        return _bounded_number(int(value))
+    except (TypeError, ValueError):
+        raise InvalidParameter(f"Invalid value for numeric attribute '{key}': {value!r}") from None
 
 
 def _bounded_number(value: int | float) -> int | float:
@@ -596,16 +611,7 @@ def _experiment_condition(clause: dict[str, Any]) -> Q | Expression:
             numbers = tuple(_experiment_id_value(v) for v in values)
             value = numbers if isinstance(value, tuple) else numbers[0]
         elif key in SearchExperimentsUtils.NUMERIC_ATTRIBUTES:
-            if comparator not in _PLAIN_OPERATORS:
-                raise InvalidParameter(f"Invalid comparator for numeric attribute: {comparator}")
-            if isinstance(value, float):
-                raise InvalidParameter(f"Invalid value for numeric attribute '{key}': {value!r}")
-            try:
-                value = _bounded_number(int(value))
-            except (TypeError, ValueError):
-                raise InvalidParameter(
-                    f"Invalid value for numeric attribute '{key}': {value!r}"
-                ) from None
+            value = numeric_attribute_value(key, comparator, value, _PLAIN_OPERATORS)
         elif comparator not in ("=", "!=", "LIKE", "ILIKE"):
             raise InvalidParameter(f"Invalid comparator for string attribute: {comparator}")
         return _Comparison(field, comparator, value)
