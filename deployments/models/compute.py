@@ -22,6 +22,7 @@ class ComputeTarget(models.Model):
 
     class Kind(models.TextChoices):
         CELERY = "celery", "Celery workers"
+        KUBERNETES = "kubernetes", "Kubernetes cluster"
 
     workspace = models.ForeignKey(
         Workspace, on_delete=models.CASCADE, related_name="compute_targets"
@@ -29,6 +30,10 @@ class ComputeTarget(models.Model):
     name = models.CharField(max_length=24)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CELERY)
     description = models.CharField(max_length=500, blank=True)
+    # Kubernetes targets: namespace, ingress class/host, registry … (not secret), and the
+    # kubeconfig, encrypted (portal.secrets).
+    config = models.JSONField(default=dict)
+    secret = models.TextField(blank=True)
     max_nodes = models.PositiveIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(100)]
     )
