@@ -25,6 +25,7 @@ class Row:
     limit: float | None = None  # an absolute bound for ours, in `unit` (lower is better)
     max_slowdown: float | None = None  # ours at most this many times theirs (lower is better)
     check: str | None = None  # path to a boolean of ours that must hold (correctness)
+    max_added: float | None = None  # ours at most theirs + this, in `unit` (lower is better)
 
 
 def rows(s: Sizes) -> list[Row]:
@@ -141,6 +142,7 @@ def rows(s: Sizes) -> list[Row]:
         ),
         *page_rows(s),
         *remote_rows(s),
+        *scoring_rows(),
     ]
 
 
@@ -279,6 +281,59 @@ def remote_rows(s: Sizes) -> list[Row]:
     ]
 
 
+def scoring_rows() -> list[Row]:
+    """Our scoring server (key auth and telemetry on) vs `mlflow models serve`, the
+    diabetes model, one `dataframe_split` row a request (see bench/scoring.py)."""
+    out = []
+    for n in (1, 8):
+        conns = f"{n} connection{'s' if n > 1 else ''}"
+        out += [
+            Row(
+                f"Scoring throughput, {conns} (ours: key auth + telemetry on; "
+                "mlflow: `mlflow models serve`)",
+                "scoring",
+                f"c{n}.rps",
+                "req/s",
+                True,
+                target=1,
+                digits=0,
+            ),
+            Row(
+                f"↳ scoring p50 latency, {conns}",
+                "scoring",
+                f"c{n}.p50_ms",
+                "ms",
+                False,
+                digits=2,
+                max_added=1,
+            ),
+            Row(
+                f"↳ scoring p95 latency, {conns}", "scoring", f"c{n}.p95_ms", "ms", False, digits=2
+            ),
+        ]
+    out += [
+        Row(
+            "Scoring server cold start: process start → health 200 (mlflow: → /ping 200)",
+            "scoring",
+            "cold_start_s",
+            "s",
+            False,
+            digits=2,
+            target=1,
+        ),
+        Row(
+            "↳ telemetry: requests counted in the batches the sink received (ours)",
+            "scoring",
+            "telemetry.requests",
+            "requests",
+            True,
+            digits=0,
+            check="telemetry_ok",
+        ),
+    ]
+    return out
+
+
 def _dig(result: dict | None, path: str) -> float | None:
     value: Any = result
     for part in path.split("."):
@@ -344,7 +399,7 @@ def build_table(results: dict[str, dict[str, dict]], s: Sizes) -> tuple[list[lis
         theirs_cell, theirs, theirs_timeout = _cell(results["mlflow"].get(row.workload), row)
         ratio, ratio_cell = _ratio(row, ours, theirs, theirs_timeout)
         holds = _dig_bool(results["ours"].get(row.workload), row.check) if row.check else None
-        verdicts = _verdicts(row, ratio, ours, ours_timeout, holds)
+        verdicts = _verdicts(row, ratio, ours, ours_timeout, holds, theirs)
         if any(met is False for _, met in verdicts):
             misses.append(row.label)
         target = "; ".join(f"{bound} — {VERDICTS[met]}" for bound, met in verdicts)
@@ -361,6 +416,7 @@ def _verdicts(
     ours: float | None,
     ours_timeout: float | None,
     holds: bool | None,
+    theirs: float | None = None,
 ) -> list[tuple[str, bool | None]]:
     """Each of the row's targets and whether it is met (None: not measured)."""
     out: list[tuple[str, bool | None]] = []
@@ -375,6 +431,9 @@ def _verdicts(
             out.append((bound, False))
         else:
             out.append((bound, None if ours is None else ours < row.limit))
+    if row.max_added is not None:
+        met = None if ours is None or theirs is None else ours <= theirs + row.max_added
+        out.append((f"ours ≤ theirs + {row.max_added:g} {row.unit}", met))
     if row.check:
         out.append(("correct", holds))
     return out
@@ -540,6 +599,26 @@ def _remote_notes(results: dict) -> list[str]:
     return notes
 
 
+def _scoring_notes(results: dict) -> list[str]:
+    """Each round's throughput (the figure is their median) and what the sink received."""
+    notes = []
+    for key in SERVERS:
+        scoring = results[key].get("scoring", {})
+        for n in (1, 8):
+            rounds = scoring.get(f"c{n}", {}).get("rounds")
+            if rounds:
+                each = ", ".join(f"{r['rps']:,.0f}" for r in rounds)
+                notes.append(f"- {LABELS[key]} scoring, {n} conn.: rounds {each} req/s.")
+    telemetry = results["ours"].get("scoring", {}).get("telemetry")
+    if telemetry:
+        notes.append(
+            f"- {LABELS['ours']} scoring telemetry: {telemetry['batches']} batches, "
+            f"{telemetry['requests']:,} requests counted of {telemetry['sent']:,} sent "
+            f"(warm-ups included), {telemetry['samples']:,} samples."
+        )
+    return notes
+
+
 def write_report(
     table: list[list[str]], results: dict, sizes: Sizes, header: str, path: Path
 ) -> None:
@@ -594,6 +673,7 @@ def write_report(
     notes += _client_caps(results)
     notes += _page_notes(results)
     notes += _remote_notes(results)
+    notes += _scoring_notes(results)
     if notes:
         text += ["Notes:", *notes, ""]
     if errors:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from remote import write_project
 from report import LABELS, SERVERS, build_table, render_text, write_report
+from scoring import run_scoring
 from workloads import LONG_KEY, QUICK, RESULT_PREFIX, UI_PASSWORD_ENV, UI_USER_ENV, Sizes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,7 @@ WORKLOADS = (
     "memory",
     "pages",
     "remote",
+    "scoring",  # no tracking server: its own two scoring servers (bench/scoring.py)
 )
 UI_USER = "bench"
 # remote: the Python the project declares, the compute worker's slots (the local target's
@@ -724,6 +726,12 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Sizes]:
             default=None,
             help=f"(default {field.default:,})",
         )
+    parser.add_argument(
+        "--scoring-seconds",
+        type=float,
+        default=None,
+        help="scoring: measured seconds per server and connection count (default 10; quick 3)",
+    )
     # Harness self-test: run a second `mlflow server` in our slot.
     parser.add_argument("--ours-as-mlflow", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -738,6 +746,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Sizes]:
         parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     # Always in WORKLOADS' order: `pages` renders the data `search` and `memory` load.
     args.workloads = [w for w in WORKLOADS if w in chosen]
+    if args.scoring_seconds is None:
+        args.scoring_seconds = 3.0 if args.quick else 10.0
     return args, sizes
 
 
@@ -802,7 +812,10 @@ def main(argv: list[str]) -> int:
             "other work on this machine makes the figures noisy.",
             flush=True,
         )
-    ensure_postgres()
+    # `scoring` starts its own servers (no tracking server, no database).
+    tracking = [w for w in args.workloads if w != "scoring"]
+    if tracking:
+        ensure_postgres()
     for stale in [*OUT_DIR.glob("*-client-error.log"), *OUT_DIR.glob("pages/*.png")]:
         stale.unlink()
     results: dict[str, dict[str, dict]] = {key: {} for key in SERVERS}
@@ -814,11 +827,18 @@ def main(argv: list[str]) -> int:
             if "remote" in args.workloads:
                 remote = stack.enter_context(remote_setup(args))
             broker = remote.broker if remote else ""
-            servers = stack.enter_context(servers_running(args, workdir, broker))
-            for name in args.workloads:
+            servers = (
+                stack.enter_context(servers_running(args, workdir, broker)) if tracking else []
+            )
+            for name in tracking:
                 for server in servers:
                     data = shared[server.key]
                     results[server.key][name] = _measure(name, server, sizes, data, remote)
+        if "scoring" in args.workloads:
+            print("[scoring] our scoring server vs mlflow models serve …", flush=True)
+            scored = run_scoring(args.scoring_seconds, OUT_DIR, args.only)
+            for key in SERVERS:
+                results[key]["scoring"] = scored[key]
     except KeyboardInterrupt:
         print("\nInterrupted; servers stopped.", file=sys.stderr)
         return 130
