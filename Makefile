@@ -4,14 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install install-test lint format system-deps test-system-deps clean bench compat
+.PHONY: run test install install-test lint format system-deps test-system-deps clean bench compat docker-base
 
 # What the tests need from the system (Debian's packages): Chromium, which the browser
 # tests launch at $(CHROMIUM), fonts to render pages with, and bubblewrap, the sandbox
-# remote runs execute in (deployments/runner).
+# remote runs execute in (deployments/runner); a Docker engine (docker.io) and debootstrap,
+# with which scripts/build_base_image.sh makes the offline base image that image builds
+# start FROM (deployments/tests/test_images_docker.py builds and runs one).
 CHROMIUM := /usr/bin/chromium
-SYSTEM_PACKAGES := chromium fonts-dejavu-core bubblewrap
+SYSTEM_PACKAGES := chromium fonts-dejavu-core bubblewrap docker.io debootstrap
 SYSTEM_DEPS_PRESENT = test -x $(CHROMIUM) && command -v bwrap >/dev/null 2>&1 && \
+	command -v dockerd >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1 && \
 	{ ! command -v dpkg >/dev/null 2>&1 || dpkg -s fonts-dejavu-core >/dev/null 2>&1; }
 # SKIP_BROWSER_TESTS=1 make test: the suite without Chromium, its browser tests reported
 # as skipped. The only way to skip them: otherwise a missing Chromium is a failure.
@@ -101,6 +104,11 @@ else
 		exit 1; \
 	fi
 endif
+
+## Start a Docker engine if none answers (as root: no iptables, no bridge, host networking)
+## and build the offline base image mlstudio/python:3.11-bookworm if it is missing.
+docker-base:
+	scripts/build_base_image.sh
 
 clean:
 	rm -rf $(VENV) var/static var/test-*.sqlite3* var/sdk-venv-* var/ci

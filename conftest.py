@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,17 @@ if TYPE_CHECKING:
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the
 # tests make beside it are still synchronous and safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+# Image builds and local services use a Docker engine only in the tests that ask for one
+# (deployments/tests/test_images_docker.py sets DOCKER_ENABLED=1): with an engine running
+# (CI starts one), every other build would make a container image, minutes each. Set
+# before Django reads its settings, and inherited by the workers the tests start.
+os.environ.setdefault("DOCKER_ENABLED", "0")
+# Images' uv environments (and Docker wheelhouses) in the cache the runner's tests keep
+# across runs (deployments/tests/runner_support.py), not in each test's DATA_DIR: only the
+# first build on a machine downloads anything.
+os.environ.setdefault(
+    "IMAGE_ENV_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"mlstudio-test-envs-{os.getuid()}")
+)
 
 ROOT = Path(__file__).resolve().parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -84,6 +96,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 def _fast_password_hashing(settings) -> None:
     # The real hasher is slow by design; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _image_build_settings(settings) -> None:
+    # Django read its settings before this file set DOCKER_ENABLED and IMAGE_ENV_CACHE_DIR
+    # (see the top): the tests' own process follows the variables too.
+    settings.DOCKER_ENABLED = os.environ["DOCKER_ENABLED"]
+    settings.IMAGE_ENV_CACHE_DIR = os.environ["IMAGE_ENV_CACHE_DIR"]
 
 
 @dataclass
@@ -184,7 +204,11 @@ def start_worker(tmp_path: Path, broker: str) -> WorkerProcess:
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "REDIS_URL"))}
     env.update(DATA_DIR=str(tmp_path / "data"), DATABASE_URL=_database_url_for_tests(), DEBUG="1")
-    env["SECRET_KEY"] = "worker-test-" + "x" * 60
+    # The web side's key (this process serves the live server): the secrets it encrypts
+    # (service keys, kubeconfigs) are what workers and the service host decrypt.
+    from django.conf import settings
+
+    env["SECRET_KEY"] = settings.SECRET_KEY
     if broker == "redis":
         env["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     log = tmp_path / "worker.log"
