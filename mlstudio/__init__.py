@@ -48,6 +48,8 @@ from mlstudio.exceptions import (
     ThrottledError,
     UserErrorException,
     ValidationError,
+    WebserviceException,
+    WebserviceNotFound,
     WorkspaceNotFound,
 )
 from mlstudio.experiment import Experiment
@@ -98,6 +100,8 @@ __all__ = [
     "TokenAuthentication",
     "UserErrorException",
     "ValidationError",
+    "WebserviceException",
+    "WebserviceNotFound",
     "Workspace",
     "WorkspaceNotFound",
     "__version__",

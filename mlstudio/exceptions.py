@@ -150,6 +150,25 @@ class RunFailedError(JobFailedError):
 ActivityFailedException = RunFailedError
 
 
+class WebserviceException(MLStudioError):
+    """A web service operation failed: a deployment ended Failed or Unhealthy, waiting
+    timed out, or the service answered a scoring request with an error (the reference
+    SDK's azureml.exceptions.WebserviceException).
+
+    Attributes:
+        logs: The tail of the service's logs, when the failure was a deployment's.
+    """
+
+    def __init__(self, message: str, *, logs: str | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.logs = logs
+
+
+class WebserviceNotFound(NotFoundError, WebserviceException):
+    """No web service with that name in the workspace (a WebserviceException too, so the
+    reference's ``except WebserviceException`` around ``Webservice(ws, name)`` works)."""
+
+
 _BY_STATUS: dict[int, type[MLStudioError]] = {
     400: ValidationError,
     401: AuthenticationError,

@@ -49,6 +49,9 @@ class WebService(models.Model):
     # sends telemetry with; both encrypted.
     token_secret = models.TextField(blank=True)
     telemetry_token = models.TextField(blank=True)
+    # sha256 (hex) of the telemetry token: POST /api/v1/service-telemetry finds the service
+    # by it (one indexed lookup, no decryption per batch).
+    telemetry_token_hash = models.CharField(max_length=64, blank=True, db_index=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.TRANSITIONING)
     error = models.TextField(blank=True)
     scoring_uri = models.CharField(max_length=500, blank=True)

@@ -1,5 +1,6 @@
 """The ``mlstudio`` command: log in, manage workspaces, list experiments and runs, make tokens,
-submit remote runs and follow them, list compute targets and environments.
+submit remote runs and follow them, list compute targets and environments, look after
+web services.
 
 Exit codes (scripts can rely on them):
 
@@ -16,8 +17,8 @@ Exit codes (scripts can rely on them):
 ``--output json`` prints machine-readable JSON on stdout; messages, prompts and progress
 bars go to stderr, so stdout can be piped.
 
-The commands live in :mod:`.login`, :mod:`.workspaces`, :mod:`.experiments` and
-:mod:`.remote`; what they share in :mod:`.common` and :mod:`.output`.
+The commands live in :mod:`.login`, :mod:`.workspaces`, :mod:`.experiments`,
+:mod:`.remote` and :mod:`.services`; what they share in :mod:`.common` and :mod:`.output`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import sys
 from collections.abc import Sequence
 
 from mlstudio._version import __version__
-from mlstudio.cli import experiments, login, remote, workspaces
+from mlstudio.cli import experiments, login, remote, services, workspaces
 from mlstudio.cli.common import (
     EXIT_AUTH,
     EXIT_ERROR,
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = experiments.add_commands(commands, common, ws_flags)
     remote.add_run_commands(run, common, ws_flags)
     remote.add_commands(commands, common, ws_flags)
+    services.add_commands(commands, common, ws_flags)
     return parser
 
 
