@@ -18,8 +18,10 @@ are::
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlstudio._client.http import segment
@@ -94,6 +96,10 @@ class ComputeTarget:
         self._name = name
         self._details = _details if _details is not None else self._fetch()
         self._name = self._details.get("name", name)
+        if self._details.get("kind") == "kubernetes" and not isinstance(self, AksCompute):
+            # Known only once fetched: a cluster target is an AksCompute, as in the
+            # reference SDK.
+            self.__class__ = AksCompute
 
     def _path(self, *parts: str) -> str:
         return "/".join([f"{self.workspace._path}/computes/{segment(self._name)}", *parts])
@@ -134,6 +140,38 @@ class ComputeTarget:
             body["description"] = config.description
         details = workspace._client.post(f"{workspace._path}/computes", body)
         return ComputeTarget(workspace, details["name"], _details=details)
+
+    @staticmethod
+    def attach(
+        workspace: WorkspaceParent, name: str, attach_configuration: AksAttachConfiguration
+    ) -> AksCompute:
+        """Attach a Kubernetes cluster as a compute target (the reference SDK's call), where
+        web services of ``AksWebservice.deploy_configuration`` run.
+
+        Args:
+            workspace: The workspace.
+            name: The target's name (2 to 24 letters, digits and hyphens).
+            attach_configuration: From :meth:`AksCompute.attach_configuration`.
+
+        Returns:
+            The new target. Its kubeconfig is stored encrypted and never shown again.
+
+        Raises:
+            ConflictError: a target of that name exists.
+            ValidationError: the kubeconfig cannot be used (a plugin, a file path, no
+                context …) or a setting is wrong.
+        """
+        config = attach_configuration
+        body: dict[str, Any] = {
+            "name": name,
+            "kind": "kubernetes",
+            "kubeconfig": config.kubeconfig,
+            "config": config.settings(),
+        }
+        if config.description is not None:
+            body["description"] = config.description
+        details = workspace._client.post(f"{workspace._path}/computes", body)
+        return AksCompute(workspace, details["name"], _details=details)
 
     @staticmethod
     def list(workspace: WorkspaceParent) -> list[ComputeTarget]:
@@ -275,3 +313,146 @@ class AmlCompute(ComputeTarget):
             The configuration to pass to :meth:`ComputeTarget.create`.
         """
         return AmlComputeProvisioningConfiguration(max_nodes=max_nodes, description=description)
+
+
+def _read_kubeconfig(kubeconfig: str | os.PathLike | None) -> str:
+    """The kubeconfig's text: given as text, as a path, or (None) the file kubectl uses
+    ($KUBECONFIG, else ~/.kube/config)."""
+    if kubeconfig is None:
+        kubeconfig = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or str(
+            Path.home() / ".kube" / "config"
+        )
+    if isinstance(kubeconfig, os.PathLike) or (
+        "\n" not in str(kubeconfig) and Path(str(kubeconfig)).expanduser().is_file()
+    ):
+        return Path(kubeconfig).expanduser().read_text()
+    return str(kubeconfig)
+
+
+@dataclass
+class AksAttachConfiguration:
+    """What :meth:`ComputeTarget.attach` attaches: a cluster's kubeconfig and where and how
+    services go on it. Made by :meth:`AksCompute.attach_configuration`."""
+
+    kubeconfig: str
+    namespace: str | None = None
+    context: str | None = None
+    service_type: str | None = None
+    ingress_class: str | None = None
+    ingress_domain: str | None = None
+    ingress_tls_secret: str | None = None
+    image_pull_secret: str | None = None
+    studio_url: str | None = None
+    kubernetes_version: str | None = None
+    description: str | None = None
+
+    def settings(self) -> dict[str, str]:
+        """The target's settings (everything but the kubeconfig and description)."""
+        return {
+            key: value
+            for key, value in asdict(self).items()
+            if key not in ("kubeconfig", "description") and value is not None
+        }
+
+    def __repr__(self) -> str:  # the kubeconfig holds credentials
+        return f"AksAttachConfiguration({self.settings()})"
+
+
+class AksCompute(ComputeTarget):
+    """A Kubernetes cluster attached as a compute target (the reference SDK's AKS class):
+    web services deployed with ``AksWebservice.deploy_configuration`` and
+    ``deployment_target=`` this target run there as a Deployment, a Service, an autoscaler
+    and an Ingress. ``ComputeTarget(ws, name)`` of such a target answers an AksCompute.
+
+    Example::
+
+        from mlstudio.compute import AksCompute, ComputeTarget
+
+        config = AksCompute.attach_configuration(kubeconfig="~/.kube/config",
+                                                 namespace="ml-services")
+        aks = ComputeTarget.attach(ws, "aks-prod", config)
+    """
+
+    @staticmethod
+    def attach_configuration(
+        kubeconfig: str | os.PathLike | None = None,
+        namespace: str | None = None,
+        context: str | None = None,
+        service_type: str | None = None,
+        ingress_class: str | None = None,
+        ingress_domain: str | None = None,
+        ingress_tls_secret: str | None = None,
+        image_pull_secret: str | None = None,
+        studio_url: str | None = None,
+        kubernetes_version: str | None = None,
+        description: str | None = None,
+        **ignored: Any,
+    ) -> AksAttachConfiguration:
+        """The configuration of a cluster to attach.
+
+        Args:
+            kubeconfig: The kubeconfig: its text, a path to it, or None for the file
+                kubectl uses ($KUBECONFIG, else ~/.kube/config). Credentials must be inline
+                (a token or client certificate data; no ``exec`` plugins, no file paths).
+            namespace: Where services go (it must exist); default: the context's namespace.
+            context: The kubeconfig context; default: its current-context.
+            service_type: ``ClusterIP`` (default) or ``LoadBalancer``.
+            ingress_class: The IngressClass of each service's Ingress.
+            ingress_domain: Services answer at ``<service>-<workspace id>.<domain>``.
+            ingress_tls_secret: A TLS Secret for those hosts (https scoring URIs).
+            image_pull_secret: A docker-registry Secret to pull images with.
+            studio_url: The studio's URL as pods reach it (telemetry).
+            kubernetes_version: The version manifests are validated against (1.30-1.37).
+            description: A description.
+            ignored: The reference SDK's arguments (resource_group, cluster_name,
+                resource_id, cluster_purpose), ignored.
+
+        Returns:
+            The configuration to pass to :meth:`ComputeTarget.attach`.
+        """
+        return AksAttachConfiguration(
+            kubeconfig=_read_kubeconfig(kubeconfig),
+            namespace=namespace,
+            context=context,
+            service_type=service_type,
+            ingress_class=ingress_class,
+            ingress_domain=ingress_domain,
+            ingress_tls_secret=ingress_tls_secret,
+            image_pull_secret=image_pull_secret,
+            studio_url=studio_url,
+            kubernetes_version=kubernetes_version,
+            description=description,
+        )
+
+    @property
+    def namespace(self) -> str | None:
+        """The namespace its services go to (None: the kubeconfig context's)."""
+        return (self._details.get("config") or {}).get("namespace")
+
+    @property
+    def cluster_settings(self) -> dict[str, Any]:
+        """Its settings (namespace, ingress, registry …); the kubeconfig is never shown."""
+        return dict(self._details.get("config") or {})
+
+    def update(  # type: ignore[override]
+        self,
+        description: str | None = None,
+        attach_configuration: AksAttachConfiguration | None = None,
+        max_nodes: int | None = None,
+    ) -> None:
+        """Replace its kubeconfig and settings (from :meth:`attach_configuration`) or its
+        description; services use them from their next deployment on."""
+        body: dict[str, Any] = {}
+        if description is not None:
+            body["description"] = description
+        if max_nodes is not None:
+            body["max_nodes"] = max_nodes
+        if attach_configuration is not None:
+            body["kubeconfig"] = attach_configuration.kubeconfig
+            body["config"] = attach_configuration.settings()
+        self._details = self.workspace._client.patch(
+            self._path(), body, not_found=ComputeTargetNotFound
+        )
+
+    def __repr__(self) -> str:
+        return f"AksCompute(Name: {self.name}, Namespace: {self.namespace or 'default'})"

@@ -62,7 +62,10 @@ class ComputeListView(APIView):
         summary="Create a compute target",
         description="Needs the contributor role. Names are unique in the workspace in any "
         "case (400 `RESOURCE_ALREADY_EXISTS`). Its jobs go to a queue of its own: start "
-        "workers for it with a worker token (`computes/{name}/worker-tokens`).",
+        "workers for it with a worker token (`computes/{name}/worker-tokens`). Kind "
+        "`kubernetes` attaches a cluster for web services: `kubeconfig` (its text, "
+        "credentials inline; stored encrypted and never returned) and `config` (namespace, "
+        "ingress, registry settings).",
         request=ComputeTargetCreateSerializer,
         responses={201: ComputeTargetSerializer, **errors(400, 401, 403, 404)},
     )
@@ -90,7 +93,8 @@ class ComputeDetailView(APIView):
         tags=TAGS,
         summary="Change a compute target",
         description="Needs the contributor role. Fields left out keep their value. A lower "
-        "`max_nodes` stops no running job; new ones wait until fewer run.",
+        "`max_nodes` stops no running job; new ones wait until fewer run. A kubernetes "
+        "target takes a new `kubeconfig` or `config` (used from the next deployment on).",
         request=ComputeTargetUpdateSerializer,
         responses={200: ComputeTargetSerializer, **errors(400, 401, 403, 404)},
     )

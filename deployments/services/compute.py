@@ -7,8 +7,9 @@ import re
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from deployments.models import ComputeTarget, RemoteJob
+from deployments.models import ComputeTarget, RemoteJob, WebService
 from deployments.models.compute import LOCAL
+from portal import secrets
 from portal.errors import AlreadyExists, InvalidParameter, NotFound
 from portal.models import Job, Workspace
 from portal.services import audit_record
@@ -62,6 +63,16 @@ def compute_target_get(*, workspace: Workspace, name: str) -> ComputeTarget:
     return target
 
 
+def _kubernetes_fields(kubeconfig: str | None, config: dict | None) -> tuple[str, dict]:
+    """A Kubernetes target's encrypted kubeconfig and checked settings (the kubeconfig is
+    parsed, its refusals made, nothing asked of the cluster)."""
+    from deployments.runtimes.k8s.target import check_kubeconfig, check_settings
+
+    settings_ = check_settings(config)
+    check_kubeconfig(kubeconfig, settings_.get("context"))
+    return secrets.encrypt(kubeconfig or ""), settings_
+
+
 @transaction.atomic
 def compute_target_create(
     *,
@@ -70,9 +81,24 @@ def compute_target_create(
     name: str,
     max_nodes: int = 1,
     description: str = "",
+    kind: str = ComputeTarget.Kind.CELERY,
+    kubeconfig: str | None = None,
+    config: dict | None = None,
 ) -> ComputeTarget:
+    """A new target. Kind `kubernetes` (where web services of compute type kubernetes
+    run) needs a `kubeconfig`, kept encrypted and never shown again, and takes `config`:
+    namespace, ingress and registry settings (deployments.runtimes.k8s.target.SETTINGS)."""
     _check_name(name)
     _check_max_nodes(max_nodes)
+    if kind not in ComputeTarget.Kind.values:
+        raise InvalidParameter(f"kind must be one of {', '.join(ComputeTarget.Kind.values)}.")
+    secret, settings_ = "", {}
+    if kind == ComputeTarget.Kind.KUBERNETES:
+        if not kubeconfig:
+            raise InvalidParameter("A kubernetes compute target needs a kubeconfig.")
+        secret, settings_ = _kubernetes_fields(kubeconfig, config)
+    elif kubeconfig or config:
+        raise InvalidParameter("kubeconfig and config are for kubernetes compute targets.")
     compute_target_local(workspace=workspace)  # so `local` is taken like any other name
     if ComputeTarget.objects.filter(workspace=workspace, name__iexact=name).exists():
         raise AlreadyExists(f"A compute target named '{name}' already exists in this workspace.")
@@ -81,15 +107,21 @@ def compute_target_create(
             target = ComputeTarget.objects.create(
                 workspace=workspace,
                 name=name,
+                kind=kind,
                 max_nodes=max_nodes,
                 description=(description or "")[:500],
+                config=settings_,
+                secret=secret,
                 created_by=actor,
             )
     except IntegrityError:
         raise AlreadyExists(
             f"A compute target named '{name}' already exists in this workspace."
         ) from None
-    audit_record(actor=actor, action="create", target=target, changes={"max_nodes": max_nodes})
+    changes: dict = {"max_nodes": max_nodes, "kind": kind}
+    if settings_:
+        changes["config"] = settings_
+    audit_record(actor=actor, action="create", target=target, changes=changes)
     return target
 
 
@@ -100,9 +132,33 @@ def compute_target_update(
     target: ComputeTarget,
     description: str | None = None,
     max_nodes: int | None = None,
+    kubeconfig: str | None = None,
+    config: dict | None = None,
 ) -> ComputeTarget:
+    """Change a target; None leaves a field as it is. A Kubernetes target's kubeconfig is
+    replaced whole (checked like a new one; the audit entry says it changed, never what it
+    holds), its `config` too. Running services pick them up at their next deployment."""
     target = ComputeTarget.objects.select_for_update().get(pk=target.pk)
     changes: dict = {}
+    fields = ["description", "max_nodes"]
+    if kubeconfig is not None or config is not None:
+        if target.kind != ComputeTarget.Kind.KUBERNETES:
+            raise InvalidParameter("kubeconfig and config are for kubernetes compute targets.")
+        settings_ = target.config if config is None else config
+        if kubeconfig is None:
+            from deployments.runtimes.k8s.target import check_kubeconfig, check_settings
+
+            settings_ = check_settings(settings_)
+            if settings_.get("context") != target.config.get("context"):
+                check_kubeconfig(secrets.decrypt(target.secret), settings_.get("context"))
+            secret = target.secret
+        else:
+            secret, settings_ = _kubernetes_fields(kubeconfig, settings_)
+            changes["kubeconfig"] = "replaced"
+        if settings_ != target.config:
+            changes["config"] = [target.config, settings_]
+        target.config, target.secret = settings_, secret
+        fields += ["config", "secret"]
     if description is not None and description[:500] != target.description:
         changes["description"] = [target.description, description[:500]]
         target.description = description[:500]
@@ -110,7 +166,7 @@ def compute_target_update(
         changes["max_nodes"] = [target.max_nodes, max_nodes]
         target.max_nodes = max_nodes
     if changes:
-        target.save(update_fields=["description", "max_nodes"])
+        target.save(update_fields=fields)
         audit_record(actor=actor, action="update", target=target, changes=changes)
     return target
 
@@ -122,6 +178,12 @@ def compute_target_delete(*, actor: AbstractBaseUser, target: ComputeTarget) -> 
     target = ComputeTarget.objects.select_for_update().get(pk=target.pk)
     if target.is_local:
         raise InvalidParameter("The 'local' compute target cannot be deleted.")
+    services = WebService.objects.filter(compute_target=target).count()
+    if services:
+        raise InvalidParameter(
+            f"Compute target '{target.name}' has {services} web service"
+            f"{'s' if services != 1 else ''}; delete them first."
+        )
     unfinished = RemoteJob.objects.filter(compute_target=target, status__in=Job.UNFINISHED)
     count = unfinished.count()
     if count:

@@ -26,6 +26,8 @@ TARGET_KEYS = {
     "workers",
     "created_at",
     "created_by",
+    "config",
+    "has_kubeconfig",
 }
 ENVIRONMENT_KEYS = {
     "name",
