@@ -126,6 +126,8 @@ class DriftResult(models.Model):
     #            "js": …, "chi2_pvalue": …, "contribution": …}}
     features = models.JSONField(default=dict)
     alerted_at = models.DateTimeField(null=True, blank=True)
+    # Why an alert (email, webhook) could not be sent; alerts never fail the computation.
+    alert_error = models.CharField(max_length=500, blank=True)
     computed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -149,6 +151,9 @@ class DriftBackfillJob(Job):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     start = models.DateTimeField()
     end = models.DateTimeField()
+    # Whether drifted windows send their alerts: scheduled runs and `run()` do, a backfill
+    # of past windows does not unless asked.
+    send_alerts = models.BooleanField(default=False)
 
     class Meta(Job.Meta):
         indexes = [models.Index(fields=["status", "updated_at"])]
