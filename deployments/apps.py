@@ -10,7 +10,10 @@ class DeploymentsConfig(AppConfig):
         # hook, our part of a workspace purge (stop remote runs before runs go); the run
         # page's Job tab and the workspace page's card.
         from deployments import registrations
-        from deployments.services import jobs
+        from deployments.services import drift, images, jobs, webservices
 
         jobs.register()
+        drift.register()  # the drift_backfill job kind
+        images.register()  # the image_build job kind, the images purge step
+        webservices.register()  # the deployment job kind, the services purge step, service_host
         registrations.register()

@@ -88,6 +88,10 @@ def compute_target_data(target: ComputeTarget) -> dict[str, Any]:
         ],
         "created_at": target.created_at,
         "created_by": _username(target.created_by),
+        # A Kubernetes target's settings; its kubeconfig is never given back, only whether
+        # one is held.
+        "config": dict(target.config or {}),
+        "has_kubeconfig": bool(target.secret),
     }
 
 

@@ -300,9 +300,54 @@ CELERY_TIMEZONE = TIME_ZONE
 # `compute-<id>`, consumed by the workers that joined them.
 COMPUTE_LOCAL_QUEUE = env_str("COMPUTE_LOCAL_QUEUE", "compute-local")
 COMPUTE_LOCAL_SLOTS = env_int("COMPUTE_LOCAL_SLOTS", 2, minimum=1)
+# Images (`build_image`): the base image a build context's Dockerfile starts FROM (the
+# offline one scripts/build_base_image.sh makes), whether to build container images
+# (DOCKER_ENABLED: auto = when an engine answers at DOCKER_HOST or the local socket, 0 =
+# never, 1 = an engine is required), a registry to push them to (none: kept local), and
+# where the images' uv environments are cached (the runner's cache; DATA_DIR/envs).
+IMAGE_BASE = env_str("IMAGE_BASE", "mlstudio/python:3.11-bookworm")
+DOCKER_ENABLED = env_str("DOCKER_ENABLED", "auto")
+IMAGE_REGISTRY = env_str("IMAGE_REGISTRY", "")
+IMAGE_ENV_CACHE_DIR = env_str("IMAGE_ENV_CACHE_DIR") or str(DATA_DIR / "envs")
+IMAGE_UV_CACHE_DIR = env_str("IMAGE_UV_CACHE_DIR", "")
+# Web services of the local runtime (`manage.py service_host`, which `make run` starts):
+# the host name in their scoring URIs, the address their public ports listen on, and how
+# long a deployment waits for a new instance to answer /health.
+SERVICE_HOST_ADDRESS = env_str("SERVICE_HOST_ADDRESS", "127.0.0.1")
+SERVICE_BIND_ADDRESS = env_str("SERVICE_BIND_ADDRESS", "127.0.0.1")
+SERVICE_DEPLOY_TIMEOUT = env_int("SERVICE_DEPLOY_TIMEOUT", 300, minimum=10)
+# Web service telemetry: per-minute rollups are kept MONITORING_RETENTION_DAYS, sampled
+# requests (inputs and outputs, the drift monitor's windows) MONITORING_SAMPLE_RETENTION_DAYS;
+# an hourly beat task deletes older rows. A telemetry batch larger than
+# MONITORING_TELEMETRY_MAX_BYTES is refused (413) rather than read.
+MONITORING_RETENTION_DAYS = env_int("MONITORING_RETENTION_DAYS", 90, minimum=1)
+MONITORING_SAMPLE_RETENTION_DAYS = env_int("MONITORING_SAMPLE_RETENTION_DAYS", 30, minimum=1)
+MONITORING_TELEMETRY_MAX_BYTES = env_int(
+    "MONITORING_TELEMETRY_MAX_BYTES", 4 * 1024 * 1024, minimum=64 * 1024
+)
 CELERY_BEAT_SCHEDULE = {
     "purge-expired-tokens": {"task": "portal.tasks.purge_expired_tokens", "schedule": 3600.0},
+    "monitoring-retention": {"task": "deployments.tasks.monitoring_retention", "schedule": 3600.0},
 }
+# Seconds between sweeps that compute each enabled drift monitor's ended windows (the
+# task is the deployments app's, named here as a string: portal imports no app).
+DRIFT_SCHEDULE_SECONDS = env_int("DRIFT_SCHEDULE_SECONDS", 3600, minimum=10)
+CELERY_BEAT_SCHEDULE["drift-monitors"] = {
+    "task": "deployments.drift_schedule",
+    "schedule": float(DRIFT_SCHEDULE_SECONDS),
+}
+
+# --- Email (drift alerts) -------------------------------------------------
+# The console backend by default (alerts are printed to the worker's log); set
+# EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and EMAIL_HOST & co for SMTP.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "mlstudio@localhost")
 
 # --- REST framework -------------------------------------------------------
 
@@ -366,7 +411,8 @@ SPECTACULAR_SETTINGS = {
         "TokenScopeEnum": ["read", "write", "full"],
         "MembershipScopeEnum": ["subscription", "resource_group", "workspace"],
         "RoleEnum": ["owner", "contributor", "reader"],
-        "ComputeKindEnum": ["celery"],
+        "ComputeKindEnum": ["celery", "kubernetes"],
+        "ImageStateEnum": ["NotStarted", "Running", "Succeeded", "Failed"],
         "RemoteJobStageEnum": [
             "queued",
             "preparing",

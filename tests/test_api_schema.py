@@ -36,7 +36,10 @@ from schemathesis.specs.openapi.checks import (
 from deployments.services import jobs, workers
 from deployments.services.compute import compute_target_create
 from deployments.services.environments import environment_register
+from deployments.tests.access_images import schema_scope as images_scope
+from deployments.tests.drift_support import drift_scope
 from deployments.tests.factories import make_zip, submit
+from deployments.tests.monitoring_support import telemetry_body, telemetry_token_for
 from portal import services
 from portal.models import DeletionJob
 from portal.tests.factories import PASSWORD, UserFactory
@@ -117,7 +120,14 @@ def scope(cast, settings, tmp_path) -> dict[str, str]:
     jobs.remote_job_claim(job_id=remote.pk, worker_hostname="node", claim_key="fuzz-key")
     _, worker_raw = workers.worker_token_create(actor=None, target=None, name="fuzz")
     gpu_token, _ = workers.worker_token_create(actor=cast.owner, target=gpu, name="node")
+    # Drift monitors: one on the workspace's service, a dataset to create more from.
+    drift = drift_scope(cast.workspace, cast.owner)
+    # Images: one to read, a registered model version to build from.
+    images = images_scope(cast.workspace, cast.owner)
+    # Its scoring server's side: telemetry is posted with the service's telemetry token.
+    telemetry_token = telemetry_token_for(cast.workspace, drift["service"])
     return {
+        "telemetry_token": telemetry_token,
         "worker_token_id": str(gpu_token.pk),
         "worker_token": worker_raw,
         "remote_job_id": str(remote.pk),
@@ -135,6 +145,8 @@ def scope(cast, settings, tmp_path) -> dict[str, str]:
         "version": "1",
         "sha256": remote_job.snapshot_hash,
         "job_run_id": remote_job.run.run_uuid,
+        **drift,
+        **images,
     }
 
 
@@ -171,6 +183,23 @@ def _strategies(operation, real: dict[str, str]) -> list[tuple[st.SearchStrategy
             "environment": "mlstudio-minimal",
             "snapshot_hash": real["sha256"],
         }
+    elif method == "POST" and operation.path.endswith("/drift-monitors"):
+        known["body"] = {
+            "name": "fuzzed",
+            "baseline": {"kind": "dataset", "dataset_id": real["drift_dataset_id"]},
+        }
+        known["media_type"] = "application/json"
+    elif method == "POST" and operation.path.endswith("/images"):
+        known["body"] = {"model_uri": real["image_model_uri"], "image_name": "fuzzed-img"}
+        known["media_type"] = "application/json"
+    elif method == "POST" and operation.path.endswith("/services"):
+        # drift_scope's service runs the image drift-image:1 (built, so a deploy is accepted).
+        known["body"] = {"name": "fuzzed-svc", "image": "drift-image:1"}
+        known["media_type"] = "application/json"
+    elif method == "POST" and operation.path.endswith("/backfill"):
+        known["body"] = {"start": "2026-11-02", "end": "2026-11-04"}
+    elif operation.path == "/api/v1/service-telemetry":
+        known.update(body=telemetry_body(), media_type="application/json")
     elif operation.path.startswith("/api/v1/compute/"):
         known.update(COMPUTE_KNOWN.get(operation.path.removeprefix("/api/v1/compute/"), {}))
     if known:
@@ -194,6 +223,8 @@ def _fuzz(operation, real: dict[str, str], answered: dict[str, set[int]]) -> Non
     """Run one operation's examples; raises what schemathesis found. The worker side
     (/api/v1/compute) is called with a worker token, the rest with the owner's."""
     token = real["worker_token" if operation.path.startswith("/api/v1/compute/") else "token"]
+    if operation.path == "/api/v1/service-telemetry":  # a scoring server's token
+        token = real["telemetry_token"]
     headers = {"Authorization": f"Bearer {token}"}
     for strategy, examples in _strategies(operation, real):
 

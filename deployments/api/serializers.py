@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from deployments.models import ComputeTarget, Stage
+from deployments.runtimes.k8s.target import SETTINGS as KUBERNETES_SETTINGS
 from deployments.services import compute, environments, jobs, snapshots
 from portal.api.pagination import paged_serializer
 from tracking.api.serializers import RunStatusField, TextField
@@ -66,6 +67,12 @@ class ComputeTargetSerializer(serializers.Serializer):
     workers = ComputeWorkerSerializer(many=True, help_text="Workers seen in the last minutes.")
     created_at = serializers.DateTimeField()
     created_by = serializers.CharField(**CREATED_BY)
+    config = serializers.DictField(
+        help_text="A kubernetes target's settings (namespace, ingress, registry …); {} for others."
+    )
+    has_kubeconfig = serializers.BooleanField(
+        help_text="Whether a kubeconfig is held (it is never shown)."
+    )
 
 
 class ComputeTargetListSerializer(serializers.Serializer):
@@ -82,11 +89,40 @@ class ComputeTargetCreateSerializer(serializers.Serializer):
     name = _name_field(compute.NAME_RE.pattern, compute.NAME_RULE, max_length=24)
     max_nodes = _max_nodes(default=1)
     description = TextField(max_length=500, allow_blank=True, default="")
+    kind = ComputeKindField(
+        default=ComputeTarget.Kind.CELERY,
+        help_text="`celery` (remote runs, served by workers) or `kubernetes` (web services "
+        "of compute type kubernetes run on its cluster).",
+    )
+    kubeconfig = TextField(
+        required=False,
+        write_only=True,
+        trim_whitespace=False,
+        help_text="Kind kubernetes: the kubeconfig file's text, credentials inline (no "
+        "`exec`/`auth-provider` plugins, no file paths). Stored encrypted, never shown.",
+    )
+    config = serializers.DictField(
+        required=False,
+        help_text="Kind kubernetes: settings: "
+        + "; ".join(f"`{key}`: {text}" for key, text in KUBERNETES_SETTINGS.items()),
+    )
 
 
 class ComputeTargetUpdateSerializer(serializers.Serializer):
     max_nodes = _max_nodes(required=False)
     description = TextField(max_length=500, allow_blank=True, required=False)
+    kubeconfig = TextField(
+        required=False,
+        write_only=True,
+        trim_whitespace=False,
+        help_text="Kind kubernetes: a new kubeconfig file's text, credentials inline (no "
+        "`exec`/`auth-provider` plugins, no file paths). Stored encrypted, never shown.",
+    )
+    config = serializers.DictField(
+        required=False,
+        help_text="Kind kubernetes: the settings, replaced whole: "
+        + "; ".join(f"`{key}`: {text}" for key, text in KUBERNETES_SETTINGS.items()),
+    )
 
 
 # --- Environments -------------------------------------------------------------------------

@@ -192,3 +192,25 @@ WORKER.append(
         body=b"data",
     )
 )
+
+# A web service's drift monitors: their rows live next to their tests.
+from deployments.tests.access_drift import API as DRIFT_API  # noqa: E402
+
+API.extend(DRIFT_API)
+
+# A web service's metrics and the scoring servers' telemetry route.
+from deployments.tests.access_monitoring import API as MONITORING_API  # noqa: E402
+from deployments.tests.access_monitoring import SCORING  # noqa: E402
+
+API.extend(MONITORING_API)
+WORKER.extend(SCORING)
+
+# Web services (deploy, get, change, delete, keys, tokens, logs): rows next to their tests.
+from deployments.tests.access_services import API as SERVICES_API  # noqa: E402
+
+API.extend(SERVICES_API)
+
+# Images (build_image): list, build, versions, one version; rows next to their tests.
+from deployments.tests.access_images import API as IMAGES_API  # noqa: E402
+
+API.extend(IMAGES_API)

@@ -91,3 +91,13 @@ PAGES: list[Row] = [
         lambda s: {**_environment(s), "version": 1},
     ),
 ]
+
+# Images and web services pages: their rows live next to their tests.
+from deployments.tests.access_monitoring import PAGES as MONITORING_PAGES  # noqa: E402
+
+PAGES.extend(MONITORING_PAGES)
+
+# The Drift tab's forms: their rows live next to their tests.
+from deployments.tests.access_drift import PAGES as DRIFT_PAGES  # noqa: E402
+
+PAGES.extend(DRIFT_PAGES)

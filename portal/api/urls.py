@@ -37,6 +37,8 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/retry", views.JobRetryView.as_view(), name="api-job-retry"),
     # The compute workers' side of remote runs (deployments.api.workers).
     path("compute/", include("deployments.api.worker_urls")),
+    # Scoring servers' telemetry batches (deployments.api.telemetry).
+    path("", include("deployments.api.telemetry")),
     path("subscriptions", views.SubscriptionListView.as_view(), name="api-subscriptions"),
     path(SUB, views.SubscriptionDetailView.as_view(), name="api-subscription"),
     path(f"{SUB}/members", views.MemberListView.as_view(), name="api-subscription-members"),
