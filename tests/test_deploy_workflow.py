@@ -31,8 +31,10 @@ ROW = [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.02]
 @pytest.fixture(autouse=True)
 def _artifact_root(settings, tmp_path) -> None:
     # Before `cast`: the workspace's artifacts go to this test's folder, which the worker
-    # and the service host read too.
+    # and the service host read too; the data folder is theirs (start_worker's), so the
+    # live server reads the instances' logs where the service host writes them.
     settings.ARTIFACT_ROOT = str(tmp_path / "artifacts")
+    settings.DATA_DIR = tmp_path / "data"
 
 
 def log_diabetes_model(ws) -> str:
@@ -164,7 +166,8 @@ def test_the_deployment_workflow(
         assert service.swagger_uri.endswith("/swagger.json")
         primary, secondary = service.get_keys()
         assert primary and secondary and primary != secondary
-        assert isinstance(service.get_logs(), str)
+        logs = service.get_logs()
+        assert "Uvicorn running" in logs and str(tmp_path) not in logs, logs
         assert model.name == "sklearn-model" and Image(ws, "sklearn-image").version == image.version
         assert [s.name for s in Webservice.list(ws)] == ["diabetes-model-1"]
         assert service.image.name == "sklearn-image"
