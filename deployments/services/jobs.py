@@ -165,6 +165,12 @@ def remote_job_submit(
     if not snapshot_exists(workspace=workspace, snapshot_hash=snapshot_hash):
         raise NotFound(f"No snapshot {snapshot_hash} in this workspace; upload it first.")
     target = compute_target_get(workspace=workspace, name=compute_name)
+    if target.kind == ComputeTarget.Kind.KUBERNETES:
+        # A cluster's kubeconfig serves web services; no worker consumes its queue.
+        raise InvalidParameter(
+            f"compute_name: {target.name!r} is a Kubernetes target, which serves web services; "
+            "remote runs go to a compute target of kind celery."
+        )
     env = _environment(workspace, environment)
     experiment = _experiment(workspace, experiment_name, actor)
     username = actor.get_username() if actor is not None else ""

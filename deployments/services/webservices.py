@@ -362,8 +362,8 @@ def service_update(
     service.updated_at = timezone.now()
     service.save()
     audit_record(actor=actor, action="update", target=service, changes=changes)
-    if auth_changed and service.compute_type in LOCAL_TYPES:
-        transaction.on_commit(partial(_refresh_keys, service.pk))
+    if auth_changed:
+        transaction.on_commit(partial(_refresh_keys_of, service))
     return service
 
 
@@ -406,11 +406,17 @@ def service_regen_key(
     service.updated_at = timezone.now()
     service.save(update_fields=[field, "updated_at"])
     audit_record(actor=actor, action="regen_key", target=service, changes={"key": key})
-    if service.compute_type in LOCAL_TYPES:
-        transaction.on_commit(partial(_refresh_keys, service.pk))
-    else:
-        transaction.on_commit(partial(_refresh_remote_keys, service.pk))
+    transaction.on_commit(partial(_refresh_keys_of, service))
     return service
+
+
+def _refresh_keys_of(service: WebService) -> None:
+    """After the commit: the running instances take the new keys or auth setting (the
+    local runtime's config files, a cluster's Secret)."""
+    if service.compute_type in LOCAL_TYPES:
+        _refresh_keys(service.pk)
+    else:
+        _refresh_remote_keys(service.pk)
 
 
 def _refresh_keys(service_id: int) -> None:

@@ -496,6 +496,19 @@ def test_a_regenerated_key_reaches_the_secret(cast, cluster, namespace) -> None:
 
 
 @pytest.mark.django_db
+def test_switching_auth_off_reaches_the_secret(
+    cast, cluster, namespace, django_capture_on_commit_callbacks
+) -> None:
+    target = make_target(cast, cluster, namespace)
+    service = deploy_row(cast, target, pushed_image(cast))
+    KubernetesRuntime().deploy(service, service.image, Progress())
+    with django_capture_on_commit_callbacks(execute=True):  # the hook service_update adds
+        service_update(actor=cast.owner, service=service, auth_enabled=False)
+    secret = cluster.objects("secrets", namespace)[f"{manifests.base_name(service)}-config"]
+    assert json.loads(secret["stringData"]["service.json"])["auth_enabled"] is False
+
+
+@pytest.mark.django_db
 def test_stop_deletes_everything(cast, cluster, namespace) -> None:
     target = make_target(cast, cluster, namespace, ingress_domain="ml.example.com")
     service = deploy_row(cast, target, pushed_image(cast), autoscale_enabled=True)

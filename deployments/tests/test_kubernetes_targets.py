@@ -172,6 +172,20 @@ def test_a_target_with_services_cannot_go(cast) -> None:
     assert send(api(cast, "owner"), "delete", path).status_code == 204
 
 
+@pytest.mark.django_db
+def test_remote_runs_are_not_sent_to_a_cluster(cast) -> None:
+    # No worker consumes a Kubernetes target's queue: a run sent there would wait forever.
+    from deployments.tests.factories import submit
+    from portal.errors import InvalidParameter
+    from tracking.models import Run
+
+    send(api(cast, "owner"), "post", url(cast, "api-computes"), attach_body())
+    runs = Run.objects.count()
+    with pytest.raises(InvalidParameter, match="Kubernetes target"):
+        submit(cast, compute_name="aks-prod")
+    assert Run.objects.count() == runs
+
+
 # --- The SDK ----------------------------------------------------------------------------------
 
 
