@@ -44,7 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "var" / "bench"
 BIN = Path(sys.executable).parent
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-OURS_DB, MLFLOW_DB = "mlstudio_bench", "mlflow_bench"
+# BENCH_DB_SUFFIX: databases of their own, so two checkouts can bench at once.
+_SUFFIX = os.environ.get("BENCH_DB_SUFFIX", "")
+OURS_DB, MLFLOW_DB = f"mlstudio_bench{_SUFFIX}", f"mlflow_bench{_SUFFIX}"
 # `api` after `history`: it reads the search workload's runs and the history workload's run.
 WORKLOADS = (
     "ingest",
