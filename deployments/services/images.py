@@ -571,7 +571,9 @@ def images_purge(*, workspace: Workspace, progress: registry.Progress) -> None:
     """The purge step: stop unfinished builds, remove the workspace's container images
     (when an engine is there) and its local copies. The stored contexts go with the
     workspace's artifacts (tracking's step), but are removed here too, so this step is
-    complete on its own. Idempotent."""
+    complete on its own. Idempotent. One unit of progress when the workspace had images,
+    none otherwise (images_units counted it so)."""
+    had_images = Image.objects.filter(workspace=workspace).exists()
     for job in ImageBuildJob.objects.filter(workspace=workspace, status__in=Job.UNFINISHED):
         ImageBuildJob.objects.filter(pk=job.pk, status__in=Job.UNFINISHED).update(
             status=Job.Status.FAILED,
@@ -593,7 +595,8 @@ def images_purge(*, workspace: Workspace, progress: registry.Progress) -> None:
                 client.close()
     shutil.rmtree(_images_dir() / "local" / str(workspace.pk), ignore_errors=True)
     store_for(workspace).delete_prefix("images")
-    progress(1, "Removing images")
+    if had_images:
+        progress(1, "Removing images")
 
 
 def images_units(workspace: Workspace) -> int:
