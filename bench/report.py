@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from workloads import Sizes
+from workloads import SEARCH_FILTER, SEARCH_ORDER, Sizes
 
 SERVERS = ("ours", "mlflow")
 LABELS = {"ours": "ML Studio", "mlflow": "mlflow server"}
@@ -683,3 +683,138 @@ def write_report(
     path.write_text("\n".join(text))
     if notes or errors:
         print("\n" + "\n".join(notes + errors).replace("`", ""))
+
+
+# --- growth (run.py --growth): ours only, at growing sizes ------------------------------
+
+# (label, path into one size's result, unit, scale, digits)
+GROWTH_RUN_ROWS = [
+    ("Experiment page, first 100 runs: HTML over HTTP, median", "page.median_s", "ms", 1000, 1),
+    ("↳ in Chromium, until the rows are on screen, median", "browser.median_s", "ms", 1000, 0),
+    ("search_runs, filter + order, 100 results, mean", "search.mean_ms", "ms", 1, 1),
+    ("↳ same request, server only (plain HTTP)", "search.raw_mean_ms", "ms", 1, 1),
+    ("Run page (a seeded run): HTML over HTTP, median", "run_page.median_s", "ms", 1000, 1),
+    ("Ingestion (log_batch, a new experiment beside it)", "ingest.points_per_s", "points/s", 1, 0),
+    ("↳ same requests, server only (plain HTTP)", "ingest.raw_points_per_s", "points/s", 1, 0),
+]
+GROWTH_POINT_ROWS = [
+    ("get_metric_history through the client", "seconds", "s", 1, 2),
+    ("↳ throughput", "throughput", "points/s", 1, 0),
+    ("Server's peak RSS increase while reading (process tree)", "peak_increase_mb", "MB", 1, 1),
+    ("Logging it: log_batch of 1,000, 4 threads", "prep.log_seconds", "s", 1, 2),
+]
+
+
+def _growth_table(
+    measured: dict, rows: list[tuple[str, str, str, float, int]], noun: str
+) -> list[list[str]]:
+    sizes = sorted(measured, key=int)
+    first = sizes[0] if sizes else None
+    header = ["Figure", "Unit", *(f"{int(n):,} {noun}" for n in sizes)]
+    header += [f"× at {int(n):,} (size ×{int(n) // int(first):,})" for n in sizes[1:]]
+    table = [header]
+    for label, path, unit, scale, digits in rows:
+        values = []
+        for n in sizes:
+            result = measured[n]
+            value = None if result.get("error") else _dig(result, path)
+            values.append(None if value is None else value * scale)
+        cells = [_fmt(v, digits) if v is not None else "—" for v in values]
+        factors = [
+            f"{v / values[0]:,.2f}×" if v is not None and values[0] else "—" for v in values[1:]
+        ]
+        table.append([label, unit, *cells, *factors])
+    return table
+
+
+def _growth_notes(result: dict) -> list[str]:
+    notes = []
+    for n, at in sorted(result["runs"].items(), key=lambda kv: int(kv[0])):
+        seed = at.get("seed", {})
+        if seed.get("client"):
+            how = f"through the client, {seed['runs_per_s']:,.0f} runs/s"
+        elif seed:
+            how = f"+{seed['runs']:,} bulk-seeded in {seed['seconds']:.1f} s"
+        else:
+            how = "not seeded"
+        page, browser = at.get("page", {}), at.get("browser", {})
+        line = f"- {int(n):,} runs ({how})"
+        if page:
+            line += f": experiment page {page['kb']:,.0f} kB, {page['rows']} rows"
+        if browser.get("error"):
+            line += f"; Chromium: {browser['error']}"
+        elif browser:
+            line += (
+                f"; Chromium: first load {browser['first_s'] * 1000:,.0f} ms, HTML in "
+                f"{browser['data_end_s'] * 1000:,.0f} ms"
+            )
+        search = at.get("search", {})
+        if search and not search.get("correct", True):
+            line += f"; search WRONG ({search['returned']} of {search['expected']})"
+        if at.get("error"):
+            line += f"; error: {at['error']}"
+        notes.append(line + ".")
+    for p, at in sorted(result["points"].items(), key=lambda kv: int(kv[0])):
+        if at.get("error"):
+            notes.append(f"- history of {int(p):,} points: error: {at['error']}")
+        else:
+            notes.append(
+                f"- history of {int(p):,} points: {at['processes']} server processes, "
+                f"baseline {at['baseline_mb']:,.0f} MB, largest single-process increase "
+                f"{at['max_process_increase_mb']:,.1f} MB."
+            )
+    return notes
+
+
+def write_growth(result: dict, sizes: Sizes, header: str, path: Path) -> str:
+    """The two growth tables as markdown to `path`; returns them as text for stdout."""
+    for at in result["points"].values():
+        if "seconds" in at and at["seconds"] > 0:
+            at["throughput"] = at["points"] / at["seconds"]
+    runs = _growth_table(result["runs"], GROWTH_RUN_ROWS, "runs")
+    points = _growth_table(result["points"], GROWTH_POINT_ROWS, "points")
+    notes = _growth_notes(result)
+    text = [
+        "# ML Studio — how its cost grows (ours only)",
+        "",
+        header,
+        "",
+        f"One experiment at each size (search: `{SEARCH_FILTER}`, order by "
+        f"`{SEARCH_ORDER[0]}`, mean of {sizes.search_repeats}; pages: median of "
+        f"{sizes.page_repeats} after a warm-up; ingestion: {sizes.runs} runs × "
+        f"{sizes.metrics} metrics × {sizes.steps:,} steps + {sizes.params} params):",
+        "",
+        _markdown(runs),
+        "",
+        "A metric history of each size, read once with `client.get_metric_history`:",
+        "",
+        _markdown(points),
+        "",
+        "Notes:",
+        *notes,
+        "",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(text))
+    return "\n\n".join([_text(runs), _text(points), "\n".join(notes)])
+
+
+def _text(table: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    lines = []
+    for n, r in enumerate(table):
+        cells = [
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _markdown(table: list[list[str]]) -> str:
+    out = ["| " + " | ".join(table[0]) + " |"]
+    out.append("|" + "|".join(["---", "---"] + ["---:"] * (len(table[0]) - 2)) + "|")
+    out += ["| " + " | ".join(r) + " |" for r in table[1:]]
+    return "\n".join(out)

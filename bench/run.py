@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from remote import write_project
-from report import LABELS, SERVERS, build_table, render_text, write_report
+from report import LABELS, SERVERS, build_table, render_text, write_growth, write_report
 from scoring import run_scoring
 from workloads import LONG_KEY, QUICK, RESULT_PREFIX, UI_PASSWORD_ENV, UI_USER_ENV, Sizes
 
@@ -355,7 +355,7 @@ def _client_command(server: Server, workload: str, sizes: Sizes, state: dict) ->
     )
     if server.kind == "studio":
         env["MLFLOW_TRACKING_TOKEN"] = server.token
-        if workload == "pages":  # the browser signs in like a user; not on the command line
+        if workload in ("pages", "growth_reads"):  # the browser signs in; not on the command line
             env.update({UI_USER_ENV: UI_USER, UI_PASSWORD_ENV: server.password})
     return [sys.executable, str(Path(__file__).with_name("workloads.py")), json.dumps(spec)], env
 
@@ -524,6 +524,69 @@ def _header(args: argparse.Namespace, started: float, load: tuple[float, ...]) -
         f"Mode: {'quick' if args.quick else 'full'}; took {time.monotonic() - started:,.0f} s; "
         f"load average at start {load[0]:.1f}, at end {os.getloadavg()[0]:.1f}."
     )
+
+
+# --- growth: how our costs grow with the experiment (ours only) ----------------------
+
+# Code for `manage.py shell`: bench/growth_seed.py adds runs to the seeded experiment.
+_SEED_HOOK = """
+import json, sys
+sys.path.insert(0, %r)
+import growth_seed
+print(json.dumps(growth_seed.seed(%r, %d, %d)))
+"""
+
+
+def run_growth(server: Server, sizes: Sizes, runs: list[int], points: list[int]) -> dict:
+    """One experiment grown to each of `runs` (the first size through the client's seed
+    workload, every further run bulk-seeded; see growth_seed.py), measured at each size:
+    search, the experiment page, a run page, then ingestion (into an experiment of its own,
+    in the same database). Then a metric history
+    of each of `points`, read while the server's RSS is sampled (the memory workload)."""
+    out: dict = {"runs": {}, "points": {}}
+    first = dataclasses.replace(sizes, search_runs=runs[0])
+    seeded = run_client(server, "seed", first)
+    exp, template = seeded["experiment_id"], seeded["sample_run_ids"][0]
+    have = runs[0]
+    for n in runs:
+        at: dict = {"seed": {"client": True, **seeded}} if n == runs[0] else {}
+        try:
+            if n > have:
+                code = _SEED_HOOK % (str(Path(__file__).parent), template, have, n)
+                at["seed"] = json.loads(_manage(server.env, "shell", "-c", code))
+                have = n
+            analyze(server)
+            state = {
+                "experiment_id": exp,
+                "run_id": template,
+                "base": server.base,
+                "studio_url": server.studio_url,
+            }
+            size = dataclasses.replace(sizes, search_runs=n)
+            print(f"  {n:,} runs:", end=" ", flush=True)
+            at.update(run_client(server, "growth_reads", size, state))
+            # An experiment of its own: its runs' 30 keys would widen the page's table.
+            at["ingest"] = run_client(server, "ingest", size)
+            print("measured", flush=True)
+        except Exception as exc:  # recorded; the larger sizes build on this one
+            at["error"] = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+            print(f"failed: {at['error']}", flush=True)
+            out["runs"][n] = at
+            break
+        out["runs"][n] = at
+    for p in points:
+        size = dataclasses.replace(sizes, memory_steps=p)
+        try:
+            print(f"  history of {p:,} points:", end=" ", flush=True)
+            loaded = run_client(server, "memory_prep", size)
+            analyze(server)
+            read = run_client_sampling(server, "memory_read", size, loaded)
+            out["points"][p] = {"prep": loaded, **read}
+            print("measured", flush=True)
+        except Exception as exc:
+            out["points"][p] = {"error": str(exc).strip().splitlines()[-1]}
+            print(f"failed: {out['points'][p]['error']}", flush=True)
+    return out
 
 
 # --- remote runs: a private Redis, the compute worker --------------------------------
@@ -734,6 +797,22 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Sizes]:
         default=None,
         help="scoring: measured seconds per server and connection count (default 10; quick 3)",
     )
+    parser.add_argument(
+        "--growth",
+        action="store_true",
+        help="the growth table instead of the workloads: ours only, at --growth-runs runs "
+        "and --growth-points history points; written to var/bench/growth.md",
+    )
+    parser.add_argument(
+        "--growth-runs",
+        default=None,
+        help="comma-separated experiment sizes (default 1000,10000,100000; quick 200,1000,5000)",
+    )
+    parser.add_argument(
+        "--growth-points",
+        default=None,
+        help="comma-separated history sizes (default 10000,100000,1000000; quick 1000,10000,50000)",
+    )
     # Harness self-test: run a second `mlflow server` in our slot.
     parser.add_argument("--ours-as-mlflow", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -748,9 +827,22 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Sizes]:
         parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     # Always in WORKLOADS' order: `pages` renders the data `search` and `memory` load.
     args.workloads = [w for w in WORKLOADS if w in chosen]
+    quick_growth = args.quick
+    args.growth_runs = _sizes_list(
+        args.growth_runs or ("200,1000,5000" if quick_growth else "1000,10000,100000")
+    )
+    args.growth_points = _sizes_list(
+        args.growth_points or ("1000,10000,50000" if quick_growth else "10000,100000,1000000")
+    )
+    if args.growth:
+        args.only, args.workloads = "ours", []
     if args.scoring_seconds is None:
         args.scoring_seconds = 3.0 if args.quick else 10.0
     return args, sizes
+
+
+def _sizes_list(text: str) -> list[int]:
+    return sorted({int(part.replace("_", "")) for part in text.split(",") if part.strip()})
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -775,7 +867,7 @@ def servers_running(
     try:
         for server in servers:
             print(f"Starting {LABELS[server.key]} ({server.kind}) on {server.base} …", flush=True)
-            pages = "pages" in args.workloads
+            pages = "pages" in args.workloads or args.growth
             start_server(server, args.workers, args.threads, args.mlflow_sgi, pages, broker)
             print(f"  tracking URI {server.uri}", flush=True)
         yield servers
@@ -814,6 +906,8 @@ def main(argv: list[str]) -> int:
             "other work on this machine makes the figures noisy.",
             flush=True,
         )
+    if args.growth:
+        return growth_main(args, sizes, started, load)
     # `scoring` starts its own servers (no tracking server, no database).
     tracking = [w for w in args.workloads if w != "scoring"]
     if tracking:
@@ -855,6 +949,30 @@ def main(argv: list[str]) -> int:
         print(f"\nTargets missed ({len(misses)}): " + "; ".join(misses))
     (OUT_DIR / "last.json").write_text(json.dumps(results, indent=2))
     print(f"\nWritten to {path.relative_to(ROOT)}; raw results in var/bench/last.json")
+    return 0
+
+
+def growth_main(
+    args: argparse.Namespace, sizes: Sizes, started: float, load: tuple[float, ...]
+) -> int:
+    """`--growth`: our server alone, the growth table to stdout and var/bench/growth.md."""
+    ensure_postgres()
+    workdir = Path(tempfile.mkdtemp(prefix="mlstudio-bench-"))
+    try:
+        with servers_running(args, workdir) as servers:
+            print("[growth] ML Studio …", flush=True)
+            result = run_growth(servers[0], sizes, args.growth_runs, args.growth_points)
+    except KeyboardInterrupt:
+        print("\nInterrupted; servers stopped.", file=sys.stderr)
+        return 130
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    header = _header(args, started, load) + f" Kernel {platform.release()}."
+    path = OUT_DIR / "growth.md"
+    print()
+    print(write_growth(result, sizes, header, path))
+    (OUT_DIR / "growth.json").write_text(json.dumps(result, indent=2))
+    print(f"\nWritten to {path.relative_to(ROOT)}; raw results in var/bench/growth.json")
     return 0
 
 

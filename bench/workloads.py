@@ -890,6 +890,89 @@ def w_pages(client, uri: str, s: Sizes, state: dict) -> dict:
     return results
 
 
+# --- growth: how our costs grow with the experiment (ours only; run.py --growth) -------
+
+
+def _signed_in_session(base: str):
+    """A requests session signed in to the studio's pages as the bench's user (the form's
+    CSRF token from the sign-in page, as a browser sends it)."""
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    form = session.get(f"{base}/login/", timeout=60)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+    if token is None:
+        raise RuntimeError(f"no CSRF token on {base}/login/ (HTTP {form.status_code})")
+    answer = session.post(
+        f"{base}/login/",
+        data={
+            "csrfmiddlewaretoken": token.group(1),
+            "username": os.environ[UI_USER_ENV],
+            "password": os.environ[UI_PASSWORD_ENV],
+            "next": "",
+        },
+        headers={"Referer": f"{base}/login/"},
+        timeout=60,
+    )
+    if answer.status_code != 200 or "/login/" in answer.url:
+        raise RuntimeError(f"could not sign in to {base} (HTTP {answer.status_code})")
+    return session
+
+
+def _get_median(session, url: str, repeats: int) -> tuple[float, bytes]:
+    """One warm-up GET, then `repeats` timed; (median seconds, the last body)."""
+    times, body = [], b""
+    for n in range(1 + repeats):
+        started = time.perf_counter()
+        response = session.get(url, timeout=300)
+        body = response.content
+        if n:
+            times.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {url}: HTTP {response.status_code}")
+    return statistics.median(times), body
+
+
+def w_growth_reads(client, uri: str, s: Sizes, state: dict) -> dict:
+    """At one size of the growing experiment: search_runs (the search workload, checked),
+    the experiment page's HTML (first 100 runs) and a run page over plain HTTP with a
+    session cookie, and the experiment page in Chromium when it is installed."""
+    result = {"search": w_search(client, uri, s, state)}
+    session = _signed_in_session(state["base"])
+    page_url = f"{state['studio_url']}/experiments/{state['experiment_id']}/"
+    seconds, body = _get_median(session, page_url, s.page_repeats)
+    rows = body.count(b'<td class="run-name"')
+    if rows != min(100, s.search_runs):
+        raise AssertionError(f"the experiment page shows {rows} runs, not 100")
+    result["page"] = {"median_s": seconds, "kb": len(body) / 1e3, "rows": rows}
+    run_url = f"{state['studio_url']}/runs/{state['run_id']}/"
+    seconds, body = _get_median(session, run_url, s.page_repeats)
+    result["run_page"] = {"median_s": seconds, "kb": len(body) / 1e3}
+    try:  # the browser's view of the same page; optional (the HTTP figure is the must-have)
+        from playwright.sync_api import sync_playwright
+
+        if not Path(CHROMIUM).exists():
+            raise RuntimeError(f"{CHROMIUM} is missing")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                context = browser.new_context(viewport=VIEWPORT)
+                context.add_init_script(_INIT_JS)
+                page = context.new_page()
+                _login(page, state["base"])
+                target = Target("experiment", page_url, _OURS_ROWS, data="document")
+                label = f"growth-{s.search_runs}"
+                result["browser"] = _measure_page(page, session, target, s, label)
+            finally:
+                browser.close()
+    except Exception as exc:  # recorded; the HTTP figures stand
+        result["browser"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    return result
+
+
 CLIENT_WORKLOADS: dict[str, Callable[..., dict]] = {
     "ingest": w_ingest,
     "log_metric": w_log_metric,
@@ -903,6 +986,7 @@ CLIENT_WORKLOADS: dict[str, Callable[..., dict]] = {
     "memory_prep": w_memory_prep,
     "memory_read": w_memory_read,
     "pages": w_pages,
+    "growth_reads": w_growth_reads,
     **REMOTE_WORKLOADS,
 }
 
