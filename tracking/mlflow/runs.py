@@ -113,25 +113,37 @@ def delete_tag(call: Call) -> dict:
     return {}
 
 
+def _plain(data: dict[str, Any], seen: set[str]) -> svc.Point | None:
+    """The point of a metric that is what the client sends for all but a key's first
+    point: a key seen (and checked) before in the batch, a finite float value, an int
+    timestamp and step (or no step) within int64, no model. None for anything else,
+    which _metric checks in full."""
+    key = data.get("key")
+    value = data.get("value")
+    timestamp = data.get("timestamp")
+    step = data.get("step")
+    if (
+        type(key) is str
+        and key in seen
+        and type(value) is float
+        and value - value == 0.0  # not NaN nor ±inf
+        and type(timestamp) is int
+        and 0 <= timestamp < 2**63
+        and (step is None or (type(step) is int and -(2**63) <= step < 2**63))
+        and not data.get("model_id")
+    ):
+        return [key, value, timestamp, step or 0]
+    return None
+
+
 def _metric(data: dict[str, Any], seen: set[str], index: int | None = None) -> svc.MetricIn:
+    """A metric checked as mlflow server checks it, in its words; `index` names it in a
+    batch ("metrics[3].value")."""
     key = data.get("key")
     value = data.get("value")
     timestamp = data.get("timestamp")
     step = data.get("step")
     model_id = data.get("model_id")
-    # The fast path, for what the client sends: numbers as numbers, a key seen before.
-    if (
-        key in seen
-        and type(value) is float
-        and type(timestamp) is int
-        and timestamp >= 0
-        and (step is None or type(step) is int)
-        and not model_id
-        and value == value  # not NaN
-        and -(2**63) <= (step or 0) < 2**63
-        and timestamp < 2**63
-    ):
-        return svc.MetricIn(key, value, False, timestamp, step or 0)
     where = "" if index is None else f"metrics[{index}]."
     if key in (None, ""):
         raise missing(f"{where}key")
@@ -156,11 +168,35 @@ def _metric(data: dict[str, Any], seen: set[str], index: int | None = None) -> s
     return metric
 
 
+def _metrics(raw: list[dict[str, Any]]) -> tuple[list[svc.Point], list[svc.MetricIn] | None]:
+    """The batch's metrics, checked in order (the first bad one is refused): as points
+    for run_log_points, or, when one of them is linked to a logged model, as MetricIn
+    for run_log_batch (then the first item is empty)."""
+    seen: set[str] = set()
+    items: list[svc.Point | svc.MetricIn] = []
+    linked = False
+    for index, data in enumerate(raw):
+        point = _plain(data, seen)
+        if point is None:
+            metric = _metric(data, seen, index)
+            linked = linked or bool(metric.model_id)
+            items.append(metric)
+        else:
+            items.append(point)
+    if linked:
+        metrics = [m if isinstance(m, svc.MetricIn) else svc.metric_in(m) for m in items]
+        return [], metrics
+    return [svc.point_json(m) if isinstance(m, svc.MetricIn) else m for m in items], None
+
+
 @route("POST", "2.0/mlflow/runs/log-metric", write=True)
 def log_metric(call: Call) -> dict:
     run_id = _run_id(call)
     metric = _metric(call.data, set())
-    svc.run_log_batch(run=_run(call, run_id=run_id), metrics=[metric])
+    if metric.model_id:
+        svc.run_log_batch(run=_run(call, run_id=run_id), metrics=[metric])
+    else:
+        svc.run_log_points(workspace=call.workspace, run_id=run_id, points=[svc.point_json(metric)])
     return {}
 
 
@@ -177,14 +213,17 @@ def log_batch(call: Call) -> dict:
     raw_tags = _pairs(call, "tags")
     # Refuse an oversized batch before parsing a thousand metrics of it.
     _validate_batch_log_limits(raw_metrics, raw_params, raw_tags)
-    seen: set[str] = set()
-    metrics = [_metric(m, seen, i) for i, m in enumerate(raw_metrics)]
+    points, linked = _metrics(raw_metrics)
     params = svc.clean_params(raw_params, batch=True)
     tags = svc.clean_tags(raw_tags, batch=True)
     _validate_run_id(run_id)  # as mlflow's store does for a batch, in its words
+    if points and not params and not tags:
+        # The hot path: metrics alone, one statement (run lookup included).
+        svc.run_log_points(workspace=call.workspace, run_id=run_id, points=points)
+        return {}
     svc.run_log_batch(
         run=_run(call, run_id=run_id),
-        metrics=metrics,
+        metrics=linked if linked is not None else [svc.metric_in(p) for p in points],
         params=params,
         tags=tags,
     )

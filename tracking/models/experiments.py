@@ -171,8 +171,14 @@ class MetricPoint(models.Model):
     pk = models.CompositePrimaryKey("series_id", "step", "timestamp", "value", "is_nan")
     # No database constraint: points are removed in bulk by tracking.services.purge before
     # their series, with one DELETE, instead of row by row through the ORM's collector.
+    # No index of its own either: the primary key starts with series_id and serves every
+    # read by series; a second index would only cost each inserted point a btree insert.
     series = models.ForeignKey(
-        LatestMetric, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+        LatestMetric,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     step = models.BigIntegerField()
     timestamp = models.BigIntegerField()
