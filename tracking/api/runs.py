@@ -1,7 +1,7 @@
 """/api/v1 runs: search across experiments, get, update, soft delete, restore, purge, cancel.
 
-A page of runs costs three queries whatever its size: the search (one SQL with MLflow's
-filter and order), the runs' rows, and their metrics, params and tags (run_key_values,
+A page of runs costs two queries whatever its size: the search (one SQL with MLflow's
+filter and order), and the runs' rows with their metrics, params and tags (run_rows,
 shared with the MLflow protocol's JSON)."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tracking.api.common import (
 from tracking.api.serializers import RunPageSerializer, RunSerializer, RunUpdateSerializer
 from tracking.models import Experiment, Run, RunStatus
 from tracking.selectors.core import int_id
-from tracking.selectors.runs import run_key_values, runs_by_pks
+from tracking.selectors.runs import run_rows
 from tracking.selectors.search import search_runs
 from tracking.services import purge
 from tracking.services import runs as svc
@@ -48,27 +48,30 @@ MAX_EXPERIMENT_IDS = 100
 
 
 def runs_data(runs: list[Run]) -> list[dict[str, Any]]:
-    """Runs as the API shows them, in the given order; one query for the metrics, params
-    and tags of all of them, each keyed by name in name order."""
-    if not runs:
-        return []
-    metrics, params, tags = run_key_values([run.pk for run in runs])
+    """Runs as the API shows them, in the given order."""
+    return runs_data_by_pks([run.pk for run in runs])
+
+
+def runs_data_by_pks(pks: list[int]) -> list[dict[str, Any]]:
+    """The runs of these primary keys as the API shows them, in this order: one SQL
+    statement (run_rows, shared with the MLflow protocol's JSON) for the runs with their
+    metrics, params and tags, each keyed by name in name order."""
     return [
         {
-            "run_id": run.run_uuid,
-            "run_name": run.name,
-            "experiment_id": str(run.experiment_id),
-            "status": run.status,
-            "start_time": run.start_time,
-            "end_time": run.end_time,
-            "lifecycle_stage": run.lifecycle_stage,
-            "user_id": run.user_id,
-            "artifact_uri": run.artifact_uri,
-            "params": _by_key(params[run.pk], itemgetter("value")),
-            "tags": _by_key(tags[run.pk], itemgetter("value")),
-            "metrics": _by_key(metrics[run.pk], _latest),
+            "run_id": row.run_uuid,
+            "run_name": row.name,
+            "experiment_id": str(row.experiment_id),
+            "status": row.status,
+            "start_time": row.start_time,
+            "end_time": row.end_time,
+            "lifecycle_stage": row.lifecycle_stage,
+            "user_id": row.user_id,
+            "artifact_uri": row.artifact_uri,
+            "params": _by_key(row.params, itemgetter("value")),
+            "tags": _by_key(row.tags, itemgetter("value")),
+            "metrics": _by_key(row.metrics, _latest),
         }
-        for run in runs
+        for row in run_rows(pks)
     ]
 
 
@@ -165,7 +168,7 @@ class RunListView(APIView):
             page_token=token,
         )
         return paged_response(
-            runs_data(runs_by_pks(list(pks))),
+            runs_data_by_pks(list(pks)),
             request,
             {"token": next_token} if next_token else None,
         )

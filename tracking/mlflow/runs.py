@@ -17,7 +17,7 @@ from tracking.mlflow.protocol import Call, as_float, as_int, invalid_type, missi
 from tracking.models import Run
 from tracking.selectors import run_get
 from tracking.selectors.core import experiment_pks
-from tracking.selectors.runs import run_info_json, runs_by_pks, runs_json
+from tracking.selectors.runs import mlflow_runs_json, run_info_json, runs_json
 from tracking.services import runs as svc
 from tracking.services.datasets import run_log_inputs
 
@@ -265,4 +265,4 @@ def search(call: Call) -> dict:
         order_by=order_by,
         page_token=call.str("page_token") or None,
     )
-    return page("runs", runs_json(runs_by_pks(list(pks))), token)
+    return page("runs", mlflow_runs_json(list(pks)), token)
