@@ -67,12 +67,12 @@
         line(x, s.requests_per_minute, "requests/min", COLORS.requests, { fill: "tozeroy", fillcolor: "rgba(37,99,235,.10)", hovertemplate: "%{y:.3~f} req/min<extra></extra>" }),
       ], layout("requests / min"), CONFIG),
       Plotly.react(charts.latency, [
-        line(x, s.p50_ms, "p50", COLORS.p50, { hovertemplate: "p50 %{y:.1f} ms<extra></extra>" }),
-        line(x, s.p95_ms, "p95", COLORS.p95, { hovertemplate: "p95 %{y:.1f} ms<extra></extra>" }),
-        line(x, s.p99_ms, "p99", COLORS.p99, { hovertemplate: "p99 %{y:.1f} ms<extra></extra>" }),
+        line(x, s.p50_ms, "p50", COLORS.p50, { mode: "lines+markers", marker: { size: 5 }, hovertemplate: "p50 %{y:.1f} ms<extra></extra>" }),
+        line(x, s.p95_ms, "p95", COLORS.p95, { mode: "lines+markers", marker: { size: 5 }, hovertemplate: "p95 %{y:.1f} ms<extra></extra>" }),
+        line(x, s.p99_ms, "p99", COLORS.p99, { mode: "lines+markers", marker: { size: 5 }, hovertemplate: "p99 %{y:.1f} ms<extra></extra>" }),
       ], layout("ms", { showlegend: true, legend: { orientation: "h", x: 0, y: 1.12, font: { size: 11 } } }), CONFIG),
       Plotly.react(charts.errors, [
-        line(x, s.error_rate, "error rate", COLORS.errors, { fill: "tozeroy", fillcolor: "rgba(220,38,38,.08)", hovertemplate: "%{y:.2%} errors<extra></extra>" }),
+        line(x, s.error_rate, "error rate", COLORS.errors, { mode: "lines+markers", marker: { size: 5 }, fill: "tozeroy", fillcolor: "rgba(220,38,38,.08)", hovertemplate: "%{y:.2%} errors<extra></extra>" }),
       ], layout("errors", { yaxis: { title: { text: "share of requests", standoff: 6 }, tickformat: ".1~%", rangemode: "tozero", gridcolor: "#eef1f5", zerolinecolor: "#e1e4e8" } }), CONFIG),
     ];
     return Promise.all(jobs);
