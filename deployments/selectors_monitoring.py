@@ -16,7 +16,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from deployments.models import RequestMinute, RequestSample, WebService
-from deployments.scoring.telemetry import N_BUCKETS, percentile_from_buckets
+from deployments.scoring.telemetry import N_BUCKETS, MinuteCounts, percentile_from_buckets
 from portal.errors import InvalidParameter, NotFound
 from portal.models import Workspace
 
@@ -118,22 +118,8 @@ def _floor(moment: datetime, bucket: timedelta) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
 
 
-class _Acc:
-    __slots__ = (
-        "bin",
-        "bout",
-        "buckets",
-        "errors",
-        "lat_max",
-        "lat_sum",
-        "requests",
-        "server_errors",
-    )
-
-    def __init__(self) -> None:
-        self.requests = self.errors = self.server_errors = self.bin = self.bout = 0
-        self.lat_sum = self.lat_max = 0.0
-        self.buckets = [0] * N_BUCKETS
+class _Acc(MinuteCounts):
+    __slots__ = ()
 
     def add(self, row: tuple) -> None:
         _, requests, errors, server_errors, lat_sum, lat_max, buckets, bin_, bout = row

@@ -78,7 +78,10 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class _Minute:
+class MinuteCounts:
+    """A minute's (or any bucket's) request figures: counts, sizes, latency sum, max and
+    histogram. The scoring server counts into it; the studio sums rollups into it."""
+
     __slots__ = (
         "bin",
         "bout",
@@ -127,7 +130,7 @@ class Telemetry:
         sample_max_rows: int = 100,
     ):
         self._lock = threading.Lock()
-        self._minutes: dict[int, _Minute] = {}
+        self._minutes: dict[int, MinuteCounts] = {}
         self._samples: list[_Sample] = []
         self.dropped_samples = 0
         self.configure(url, token, interval_s, sample_rate, sample_max_rows)
@@ -181,7 +184,7 @@ class Telemetry:
             if entry is None:
                 if len(self._minutes) >= MAX_PENDING_MINUTES:  # the studio is unreachable
                     self._minutes.pop(min(self._minutes))
-                entry = self._minutes[minute] = _Minute()
+                entry = self._minutes[minute] = MinuteCounts()
             entry.requests += 1
             if status >= 400:
                 entry.errors += 1

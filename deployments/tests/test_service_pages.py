@@ -12,7 +12,6 @@ import zipfile
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -25,31 +24,16 @@ from deployments.tests.monitoring_support import (
     minute_entry,
     seed_traffic,
 )
+from deployments.tests.test_pages import XSS, client_for, ws_kw
 from portal.secrets import decrypt
 from portal.services import jobs as portal_jobs
 from tracking.artifacts import store_for
-
-XSS = "<script>alert('x')</script>"
 
 
 @pytest.fixture(autouse=True)
 def _no_messages(monkeypatch) -> None:
     """Deleting a service or building an image sends nothing to a broker."""
     monkeypatch.setattr(portal_jobs, "job_enqueue", lambda job, countdown=None: None)
-
-
-def ws_kw(cast) -> dict:
-    return {
-        "subscription_id": cast.subscription.id,
-        "resource_group": cast.resource_group.name,
-        "workspace": cast.workspace.name,
-    }
-
-
-def client_for(cast, who: str) -> Client:
-    client = Client()
-    client.force_login(cast.user(who))
-    return client
 
 
 def page(cast, who: str, route: str, query: str = "", **kwargs) -> str:
